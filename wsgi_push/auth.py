@@ -1,0 +1,53 @@
+"""Who may subscribe and who may publish."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .errors import Forbidden, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+Authorize = Callable[["WSGIEnvironment", str, str], bool]
+SUBSCRIBE = "subscribe"
+PUBLISH = "publish"
+
+
+class Gate:
+    """Applies ``publish_token`` and the ``authorize(environ, channel, action)`` callback.
+
+    Everyone may subscribe unless ``authorize`` says no. HTTP publishing is
+    off (404) unless a token or a callback is configured; with a token, a
+    request needs ``Authorization: Bearer <token>`` (401 without, 403 wrong).
+    """
+
+    def __init__(self, publish_token: str | None, authorize: Authorize | None) -> None:
+        self._token = publish_token.encode("utf-8") if publish_token else None
+        self._authorize = authorize
+
+    @property
+    def publishing_enabled(self) -> bool:
+        return self._token is not None or self._authorize is not None
+
+    def check(self, environ: WSGIEnvironment, channel: str, action: str) -> None:
+        """Raise the right error unless ``action`` on ``channel`` is allowed."""
+        if action == PUBLISH:
+            if not self.publishing_enabled:
+                raise NotFound("publishing over HTTP is disabled")
+            if self._token is not None:
+                _check_bearer_token(environ, self._token)
+        if self._authorize is not None and not self._authorize(environ, channel, action):
+            raise Forbidden(f"not allowed to {action} on this channel")
+
+
+
+def _check_bearer_token(environ: WSGIEnvironment, token: bytes) -> None:
+    scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Unauthorized("publishing needs 'Authorization: Bearer <token>'")
+    # Constant-time comparison: the token is a secret.
+    if not hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token):
+        raise Forbidden("wrong publish token")

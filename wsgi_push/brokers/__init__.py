@@ -1,0 +1,6 @@
+"""Message brokers: the numbered queue behind every transport."""
+
+from .base import Batch, Broker
+from .memory import MemoryBroker
+
+__all__ = ["Batch", "Broker", "MemoryBroker"]

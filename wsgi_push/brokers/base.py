@@ -1,0 +1,164 @@
+"""The broker interface every backend implements, and the pieces they share.
+
+A broker owns one numbered queue per channel: it assigns ids on
+:meth:`Broker.publish`, answers "everything retained after id N" with
+:meth:`Broker.read` (gap rules included), and parks a greenlet in
+:meth:`Broker.wait` until a message after N exists. Transports only ever
+talk to this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gevent.event import Event
+
+from ..message import Gap, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What a read returns: messages in id order, an optional gap notice, and
+    ``last_id``, the position to read after next time."""
+
+    messages: list[Message]
+    gap: Gap | None
+    last_id: int
+
+    def __bool__(self) -> bool:
+        return bool(self.messages) or self.gap is not None
+
+
+def plan_read(after: int, first: int, last: int) -> tuple[int, Gap | None]:
+    """Decide where a client at ``after`` reads from, and whether it gets a gap.
+
+    ``first`` is the oldest retained id (0 when none), ``last`` the newest id
+    ever assigned. Position 0 means "everything retained" and never gaps; any
+    other position gaps when messages after it are gone, or when it is newer
+    than anything the channel has (the broker lost its history).
+    """
+    if after == 0:
+        return 0, None
+    lost_behind = after < (first - 1 if first else last)
+    if lost_behind or after > last:
+        return 0, Gap(after, first, last)
+    return after, None
+
+
+def make_batch(messages: list[Message], gap: Gap | None, after: int, last: int) -> Batch:
+    """Build a :class:`Batch`, working out the next position to read after."""
+    if messages:
+        next_position = messages[-1].id
+    elif gap is not None:
+        next_position = last
+    else:
+        next_position = after
+    return Batch(messages, gap, next_position)
+
+
+class Signals:
+    """Greenlet wake-ups: one gevent ``Event`` per channel that has waiters.
+
+    A publish pops the channel's event and sets it, waking every waiter at
+    once; the next waiter makes a fresh one. An ``Event`` only says it was
+    set, so waiters re-check their condition afterwards instead of trusting
+    the wake-up.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, Event] = {}
+
+    def wait(self, channel: str, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """Block this greenlet until ``ready()`` or ``timeout``; return ``ready()``."""
+        if ready():
+            return True
+        event = self._events.get(channel)
+        if event is None:
+            event = self._events[channel] = Event()
+        try:
+            event.wait(timeout)
+        finally:
+            if not event.linkcount() and self._events.get(channel) is event:
+                del self._events[channel]
+        return ready()
+
+    def notify(self, channel: str) -> None:
+        """Wake every greenlet waiting on ``channel``."""
+        event = self._events.pop(channel, None)
+        if event is not None:
+            event.set()
+
+    def notify_all(self) -> None:
+        """Wake every waiter on every channel (used to end connections)."""
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
+
+class Broker(ABC):
+    """Interface of a message broker.
+
+    ``max_messages`` bounds each channel's retained history by count and
+    ``max_age`` (seconds, or None) by age. Presence (subscriber counts) is
+    kept per process here; a distributed broker extends it.
+    """
+
+    def __init__(self, max_messages: int = 1000, max_age: float | None = None) -> None:
+        if not isinstance(max_messages, int) or max_messages < 1:
+            raise ValueError("max_messages must be a positive integer")
+        if max_age is not None and not max_age > 0:
+            raise ValueError("max_age must be a positive number of seconds or None")
+        self.max_messages = max_messages
+        self.max_age = max_age
+        self.signals = Signals()
+        self._subscribers: Counter[str] = Counter()
+
+    @abstractmethod
+    def publish(self, channel: str, data: Any, event: str | None = None) -> int:
+        """Append a message to ``channel`` and return its id.
+
+        Raises :class:`ValueError` for a bad channel name, event name or
+        data that JSON can't carry.
+        """
+
+    @abstractmethod
+    def read(self, channel: str, after: int, limit: int | None = None) -> Batch:
+        """Everything retained after id ``after`` (at most ``limit``), with gap rules."""
+
+    @abstractmethod
+    def last_id(self, channel: str) -> int:
+        """The newest id ever assigned in ``channel`` (0 if none)."""
+
+    def wait(self, channel: str, after: int, timeout: float | None) -> bool:
+        """Block this greenlet until a message after ``after`` exists or
+        ``timeout`` seconds pass. Returns whether one exists."""
+        return self.signals.wait(channel, lambda: self.last_id(channel) > after, timeout)
+
+    def wake_all(self) -> None:
+        """Wake every waiting greenlet, e.g. so that connections can end."""
+        self.signals.notify_all()
+
+    # Presence ---------------------------------------------------------------
+
+    def add_subscriber(self, channel: str) -> int:
+        """Count one more subscriber of ``channel``; returns the new count."""
+        self._subscribers[channel] += 1
+        return self.subscriber_count(channel)
+
+    def remove_subscriber(self, channel: str) -> int:
+        """Count one subscriber fewer; returns the new count."""
+        self._subscribers[channel] -= 1
+        if self._subscribers[channel] <= 0:
+            del self._subscribers[channel]
+        return self.subscriber_count(channel)
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many streaming subscribers ``channel`` has."""
+        return self._subscribers.get(channel, 0)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release the broker's resources. The default has none."""

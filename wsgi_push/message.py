@@ -1,0 +1,111 @@
+"""Messages, gap notices and the validation of what goes into them.
+
+A :class:`Message` is immutable once published. It caches each transport's
+encoding of itself, so fan-out to many subscribers encodes once per
+transport, not once per subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_EVENT = "message"
+GAP_EVENT = "gap"
+
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+# Event names travel in an SSE field, so no line breaks or other controls.
+_EVENT_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the one serialisation used on every transport."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def is_valid_channel(name: str) -> bool:
+    """Whether ``name`` is a channel name the contract allows."""
+    return bool(_CHANNEL_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def check_channel(name: str) -> str:
+    """Return ``name`` or raise :class:`ValueError` saying why it is refused."""
+    if not isinstance(name, str) or not is_valid_channel(name):
+        raise ValueError(
+            "invalid channel name: use 1-128 characters of A-Z a-z 0-9 _ . : - "
+            "(not '.' or '..')"
+        )
+    return name
+
+
+def check_event(event: str | None) -> str:
+    """Return the event name to store (``"message"`` when None) or raise ValueError."""
+    if event is None:
+        return DEFAULT_EVENT
+    if not isinstance(event, str) or not _EVENT_NAME.fullmatch(event):
+        raise ValueError("invalid event name: use 1-64 characters, no control characters")
+    if event == GAP_EVENT:
+        raise ValueError("the event name 'gap' is reserved for gap notices")
+    return event
+
+
+def check_data(data: Any) -> str:
+    """Return ``data`` as compact JSON, or raise ValueError if JSON can't carry it."""
+    try:
+        encoded = dumps(data)
+        encoded.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"data is not JSON-serialisable: {exc}") from None
+    return encoded
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One published message: ``id`` is unique and increasing within ``channel``."""
+
+    channel: str
+    id: int
+    event: str
+    data: Any
+    published_at: float = field(default=0.0, compare=False)
+    _encodings: dict[Callable[[Message], bytes], bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's JSON form: ``{"id", "event", "data"}``."""
+        return {"id": self.id, "event": self.event, "data": self.data}
+
+    def json_bytes(self) -> bytes:
+        """The JSON form as UTF-8, encoded once and cached."""
+        return self.encoded(_encode_json)
+
+    def encoded(self, encoder: Callable[[Message], bytes]) -> bytes:
+        """``encoder(self)``, computed once per encoder and shared by all subscribers."""
+        cached = self._encodings.get(encoder)
+        if cached is None:
+            cached = self._encodings[encoder] = encoder(self)
+        return cached
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Notice that continuity from ``requested`` can't be guaranteed.
+
+    ``first`` is the oldest retained id and ``last`` the channel's newest id
+    (``first`` is 0 when nothing is retained).
+    """
+
+    requested: int
+    first: int
+    last: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"requested": self.requested, "first": self.first, "last": self.last}
+
+
+def _encode_json(message: Message) -> bytes:
+    return dumps(message.to_dict()).encode("utf-8")

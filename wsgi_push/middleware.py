@@ -1,0 +1,247 @@
+"""PushMiddleware: server push for any WSGI application.
+
+It owns the paths under ``prefix`` and hands every other request to the
+wrapped application untouched::
+
+    from wsgi_push import PushMiddleware, MemoryBroker
+
+    broker = MemoryBroker()
+    app.wsgi_app = PushMiddleware(app.wsgi_app, broker=broker, prefix="/push")
+    broker.publish("news", {"title": "hi"})
+
+Under the prefix:
+
+========================  =====  ==========================================
+``/sse/<channel>``        GET    Server-Sent Events
+``/stream/<channel>``     GET    chunked newline-delimited JSON
+``/poll/<channel>``       GET    long polling
+``/publish/<channel>``    POST   publish (off unless a token or authorize)
+``/client.js``            GET    the JavaScript client
+========================  =====  ==========================================
+
+Waiting is greenlet-blocking on gevent primitives, so it must run under a
+gevent server (``wsgi_push.serve``, gevent's pywsgi, ``gunicorn -k gevent``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from werkzeug.wsgi import ClosingIterator
+
+from .auth import PUBLISH, SUBSCRIBE, Authorize, Gate
+from .brokers.base import Broker
+from .brokers.memory import MemoryBroker
+from .client_script import ClientScript
+from .connections import Connections
+from .errors import BadRequest, MethodNotAllowed, NotFound, PushError
+from .message import check_channel
+from .request import parse_position, parse_timeout, query_params, read_json_body
+from .responses import Response, error_response, json_response, status_line
+from .transports.base import StreamFormat, follow, resume_position
+from .transports.poll import encode_poll_body, long_poll
+from .transports.sse import SSE_FORMAT, encode_retry
+from .transports.stream import NDJSON_FORMAT
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger("wsgi_push")
+
+PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
+
+_CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
+_PUBLISH_FIELDS = frozenset({"data", "event"})
+
+
+class PushMiddleware:
+    """Serve push transports under ``prefix``; everything else goes to ``app``.
+
+    :param app: the WSGI application to wrap.
+    :param broker: where messages live; None makes a new :class:`MemoryBroker`.
+    :param prefix: URL path the middleware owns (no trailing slash).
+    :param heartbeat: seconds of idleness before a stream sends a heartbeat.
+    :param poll_timeout: longest a long poll is held, in seconds (the default
+        and the cap of the ``timeout`` parameter).
+    :param authorize: ``authorize(environ, channel, action) -> bool`` with
+        action ``"subscribe"`` or ``"publish"``; False answers 403.
+    :param publish_token: bearer token that enables ``POST /publish/<channel>``.
+    :param max_message_bytes: largest HTTP publish body (413 beyond).
+    :param max_connections: open subscriber connections per process before
+        new ones get 503 with ``Retry-After`` (None: no limit).
+    :param poll_batch_limit: most messages one long-poll answer carries.
+    :param sse_retry: reconnection delay advertised to EventSource, seconds.
+    :param on_subscribe: ``f(environ, channel, count)`` when a streaming
+        (SSE or NDJSON) subscriber joins; ``count`` includes it.
+    :param on_unsubscribe: ``f(environ, channel, count)`` when one leaves.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        broker: Broker | None = None,
+        prefix: str = "/push",
+        heartbeat: float = 15.0,
+        poll_timeout: float = 25.0,
+        authorize: Authorize | None = None,
+        publish_token: str | None = None,
+        max_message_bytes: int = 64 * 1024,
+        max_connections: int | None = None,
+        poll_batch_limit: int = 1000,
+        sse_retry: float = 2.0,
+        on_subscribe: PresenceCallback | None = None,
+        on_unsubscribe: PresenceCallback | None = None,
+    ) -> None:
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError("prefix must start with '/' and not end with '/'")
+        if heartbeat <= 0 or poll_timeout <= 0:
+            raise ValueError("heartbeat and poll_timeout must be positive")
+        self.app = app
+        self.broker = broker if broker is not None else MemoryBroker()
+        self.prefix = prefix
+        self.heartbeat = heartbeat
+        self.poll_timeout = poll_timeout
+        self.max_message_bytes = max_message_bytes
+        self.poll_batch_limit = poll_batch_limit
+        self.sse_retry = sse_retry
+        self.on_subscribe = on_subscribe
+        self.on_unsubscribe = on_unsubscribe
+        self.gate = Gate(publish_token, authorize)
+        self.connections = Connections(max_connections)
+        self.client_script = ClientScript()
+        self._routes_start = prefix + "/"
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path != self.prefix and not path.startswith(self._routes_start):
+            return self.app(environ, start_response)
+        try:
+            status, headers, body = self._dispatch(environ, path[len(self._routes_start) :])
+        except PushError as error:
+            status, headers, body = error_response(error)
+        start_response(status, headers)
+        return body
+
+    def end_connections(self) -> None:
+        """End every open stream and long poll now; clients reconnect and resume.
+
+        Used for a graceful shutdown, or to move clients to other workers.
+        """
+        self.connections.end_all()
+        self.broker.wake_all()
+
+    # Routing ----------------------------------------------------------------
+
+    def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if route == "client.js":
+            _check_method(method, ("GET", "HEAD"))
+            return self.client_script.respond(environ)
+        transport, _, channel = route.partition("/")
+        allowed = _CHANNEL_ROUTES.get(transport)
+        if allowed is None:
+            raise NotFound("no such endpoint")
+        _check_method(method, allowed)
+        try:
+            check_channel(channel)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        if transport == "publish":
+            return self._publish(environ, channel)
+        self.gate.check(environ, channel, SUBSCRIBE)
+        params = query_params(environ)
+        if transport == "poll":
+            return self._poll(channel, params)
+        if transport == "sse":
+            # The header wins: a browser reconnects with the original URL plus it.
+            header = environ.get("HTTP_LAST_EVENT_ID") or None
+            requested = (
+                parse_position(header, "Last-Event-ID")
+                if header is not None
+                else parse_position(params.get("last_event_id"), "last_event_id")
+            )
+            return self._stream(environ, channel, requested, SSE_FORMAT, "sse")
+        requested = parse_position(params.get("since"), "since")
+        return self._stream(environ, channel, requested, NDJSON_FORMAT, "stream")
+
+    # Handlers ---------------------------------------------------------------
+
+    def _stream(
+        self,
+        environ: WSGIEnvironment,
+        channel: str,
+        requested: int | None,
+        stream_format: StreamFormat,
+        transport: str,
+    ) -> Response:
+        release = self.connections.open(transport)
+        position = resume_position(self.broker, channel, requested)
+        count = self.broker.add_subscriber(channel)
+
+        def leave() -> None:
+            release()
+            remaining = self.broker.remove_subscriber(channel)
+            if self.on_unsubscribe is not None:
+                try:
+                    self.on_unsubscribe(environ, channel, remaining)
+                except Exception:
+                    # The connection is gone either way; don't let the app's
+                    # callback break the server's cleanup.
+                    logger.exception("on_unsubscribe failed for channel %s", channel)
+
+        if self.on_subscribe is not None:
+            try:
+                self.on_subscribe(environ, channel, count)
+            except BaseException:
+                leave()
+                raise
+        # The first chunk goes out at once so that headers are flushed.
+        preamble = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
+        messages = follow(
+            self.broker,
+            channel,
+            position,
+            stream_format,
+            self.heartbeat,
+            self.connections.ended_check(),
+        )
+        headers = [("Content-Type", stream_format.content_type), *stream_format.headers]
+        return status_line(200), headers, ClosingIterator(chain([preamble], messages), leave)
+
+    def _poll(self, channel: str, params: dict[str, str]) -> Response:
+        requested = parse_position(params.get("since"), "since")
+        timeout = parse_timeout(params.get("timeout"), self.poll_timeout)
+        release = self.connections.open("poll")
+        try:
+            position = resume_position(self.broker, channel, requested)
+            batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)
+        finally:
+            release()
+        body = encode_poll_body(channel, batch)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        return status_line(200), headers, [body]
+
+    def _publish(self, environ: WSGIEnvironment, channel: str) -> Response:
+        self.gate.check(environ, channel, PUBLISH)
+        body = read_json_body(environ, self.max_message_bytes)
+        if not isinstance(body, dict) or "data" not in body:
+            raise BadRequest('body must be a JSON object with "data" (and optional "event")')
+        if not body.keys() <= _PUBLISH_FIELDS:
+            raise BadRequest('unknown field in body; only "data" and "event" are allowed')
+        try:
+            message_id = self.broker.publish(channel, body["data"], body.get("event"))
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        return json_response(201, {"id": message_id})
+
+
+def _check_method(method: str, allowed: tuple[str, ...]) -> None:
+    if method not in allowed:
+        raise MethodNotAllowed(allowed)

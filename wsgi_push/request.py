@@ -1,0 +1,83 @@
+"""Reading what a request asks for, with bounds, into plain values.
+
+Every parser raises :class:`~wsgi_push.errors.BadRequest` (400) or
+:class:`~wsgi_push.errors.PayloadTooLarge` (413) with a message that names
+the parameter but never echoes unbounded input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from .errors import BadRequest, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+_POSITION = re.compile(r"[0-9]{1,18}")
+MAX_QUERY_FIELDS = 32
+
+
+def query_params(environ: WSGIEnvironment) -> dict[str, str]:
+    """The query string as a dict (first value of each name wins)."""
+    try:
+        pairs = parse_qsl(
+            environ.get("QUERY_STRING", ""),
+            keep_blank_values=True,
+            max_num_fields=MAX_QUERY_FIELDS,
+        )
+    except ValueError:
+        raise BadRequest(f"too many query parameters (at most {MAX_QUERY_FIELDS})") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        params.setdefault(name, value)
+    return params
+
+
+def parse_position(value: str | None, name: str) -> int | None:
+    """A resume position: None when absent, else a non-negative integer."""
+    if value is None:
+        return None
+    if not _POSITION.fullmatch(value.strip()):
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def parse_timeout(value: str | None, default: float) -> float:
+    """A long-poll timeout in seconds: ``default`` when absent, capped by it."""
+    if value is None:
+        return default
+    try:
+        timeout = float(value)
+    except ValueError:
+        raise BadRequest("timeout must be a number of seconds") from None
+    if not math.isfinite(timeout) or timeout < 0:
+        raise BadRequest("timeout must be a finite number of seconds, 0 or more")
+    return min(timeout, default)
+
+
+def read_json_body(environ: WSGIEnvironment, max_bytes: int) -> Any:
+    """Read and parse a JSON body of at most ``max_bytes``.
+
+    A declared ``Content-Length`` over the limit is refused before reading;
+    without one, at most ``max_bytes + 1`` bytes are read to tell.
+    """
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length must be a non-negative integer")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"request body over {max_bytes} bytes")
+        body = environ["wsgi.input"].read(int(declared))
+    else:
+        body = environ["wsgi.input"].read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"request body over {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body must be JSON") from None

@@ -1,0 +1,43 @@
+"""Responses built as data: ``(status, headers, body)``.
+
+Handlers return a :data:`Response`; the middleware calls ``start_response``
+in one place. Keeping responses as values makes handlers testable without a
+server and keeps status lines and JSON bodies consistent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from .errors import PushError
+from .message import dumps
+
+Headers = list[tuple[str, str]]
+Response = tuple[str, Headers, Iterable[bytes]]
+
+
+def status_line(code: int) -> str:
+    """``201`` -> ``"201 Created"``."""
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def json_response(code: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A complete JSON response with ``Content-Length``; never cached."""
+    body = dumps(payload).encode("utf-8")
+    return (
+        status_line(code),
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *headers,
+        ],
+        [body],
+    )
+
+
+def error_response(error: PushError) -> Response:
+    """The contract's error shape: ``{"error": "..."}`` with the error's status."""
+    return json_response(error.status, {"error": error.message}, error.headers)

@@ -1,0 +1,74 @@
+"""Running an app under gevent's pywsgi the way a push server needs.
+
+Plain ``pywsgi.WSGIServer`` leaves Nagle's algorithm on, so small
+back-to-back writes (a publish answer, a long-poll answer, one SSE event)
+can stall ~40 ms each; and its default listen backlog is small for
+thousands of clients reconnecting at once. :func:`make_server` fixes both::
+
+    from gevent import monkey; monkey.patch_all()   # first, before other imports
+    from wsgi_push import serve
+    serve(app, "127.0.0.1", 8000)
+
+``python -m wsgi_push module:app`` does the same from the command line.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent import pywsgi
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+DEFAULT_BACKLOG = 4096
+
+
+class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
+    """gevent's pywsgi server with ``TCP_NODELAY`` on every accepted connection."""
+
+    def handle(self, sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(sock, address)
+
+
+def make_server(
+    app: WSGIApplication,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    backlog: int = DEFAULT_BACKLOG,
+    access_log: bool = True,
+    **server_options: Any,
+) -> PushServer:
+    """A :class:`PushServer` bound to ``host:port`` (port 0 picks a free one).
+
+    ``server_options`` go to ``pywsgi.WSGIServer``. Call ``serve_forever()``
+    or ``start()`` on it.
+    """
+    if not access_log:
+        server_options["log"] = None
+    return PushServer((host, port), app, backlog=backlog, **server_options)
+
+
+def serve(
+    app: WSGIApplication,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    stop_timeout: float = 5.0,
+    **server_options: Any,
+) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then stop within ``stop_timeout`` seconds."""
+    run_until_signalled(make_server(app, host, port, **server_options), stop_timeout)
+
+
+def run_until_signalled(server: PushServer, stop_timeout: float = 5.0) -> None:
+    """Run ``server`` (started or not) until SIGTERM or SIGINT stops it."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, server.stop, stop_timeout)
+    server.serve_forever()

@@ -1,0 +1,1 @@
+/* wsgi_push client: placeholder, replaced by the real client. */

@@ -1,0 +1,1 @@
+"""The three transports over one numbered queue: SSE, NDJSON streaming, long polling."""

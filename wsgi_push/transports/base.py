@@ -1,0 +1,61 @@
+"""What the streaming transports share: resume, gaps, heartbeats, encoding.
+
+SSE and NDJSON streaming differ only in how a message, a gap notice and a
+heartbeat look on the wire (a :class:`StreamFormat`); :func:`follow` is the
+one loop that reads the numbered queue for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..brokers.base import Batch, Broker
+from ..message import Gap, Message
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """How one streaming transport writes things on the wire."""
+
+    content_type: str
+    encode_message: Callable[[Message], bytes]
+    encode_gap: Callable[[Gap], bytes]
+    heartbeat: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def encode_batch(self, batch: Batch) -> bytes:
+        """One chunk for a batch: the gap notice first, then each message
+        (each encoded once and shared by every subscriber)."""
+        parts = [self.encode_gap(batch.gap)] if batch.gap is not None else []
+        encode = self.encode_message
+        parts.extend(message.encoded(encode) for message in batch.messages)
+        return b"".join(parts)
+
+
+def resume_position(broker: Broker, channel: str, requested: int | None) -> int:
+    """Where a subscriber starts: absent means "only what comes next"."""
+    return broker.last_id(channel) if requested is None else requested
+
+
+def follow(
+    broker: Broker,
+    channel: str,
+    position: int,
+    stream_format: StreamFormat,
+    heartbeat: float,
+    ending: Callable[[], bool],
+) -> Iterator[bytes]:
+    """Yield every message after ``position`` as it is published, forever.
+
+    A woken subscriber takes everything pending in one chunk. While idle it
+    yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
+    vanished client only shows when a write fails. Stops once ``ending()``.
+    """
+    while not ending():
+        batch = broker.read(channel, position)
+        if batch:
+            position = batch.last_id
+            yield stream_format.encode_batch(batch)
+        elif not broker.wait(channel, position, heartbeat):
+            yield stream_format.heartbeat
