@@ -1,0 +1,126 @@
+"""Start real servers (pywsgi via ``python -m wsgi_push``, gunicorn) on loopback.
+
+Each server is a subprocess we started ourselves; it is stopped by its pid.
+Test apps are configured through environment variables (see ``apps.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 20.0
+_SERVING = re.compile(r"serving .* on (http://\S+?)/?$")
+
+
+class ServerProcess:
+    """A server subprocess; ``url`` is its base URL once started."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self, ready_url: str | None = None) -> ServerProcess:
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if ready_url is None:
+            self.url = self._read_url()
+        else:
+            self.url = ready_url
+            wait_until(lambda: _answers(ready_url), START_TIMEOUT, "server to answer")
+        return self
+
+    def _read_url(self) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = _SERVING.search(line.strip())
+            if match:
+                return match.group(1)
+        self.stop()
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Stop the server we started (by its pid) and return its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def pywsgi_server(app: str = "tests.support.apps:app", **env: str) -> ServerProcess:
+    """``python -m wsgi_push APP --port 0`` with the given test-app settings."""
+    argv = [sys.executable, "-m", "wsgi_push", app, "--port", "0", "--no-access-log"]
+    return ServerProcess(argv, env).start()
+
+
+def gunicorn_server(
+    port: int, app: str = "tests.support.apps:app", workers: int = 1, **env: str
+) -> ServerProcess:
+    argv = [
+        sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers),
+        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", app,
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return ServerProcess(argv, env).start(ready_url=url + "/")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll ``condition()`` until truthy (bounded); raise naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
