@@ -43,7 +43,6 @@ class Gate:
             raise Forbidden(f"not allowed to {action} on this channel")
 
 
-
 def _check_bearer_token(environ: WSGIEnvironment, token: bytes) -> None:
     scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():

@@ -35,8 +35,7 @@ def check_channel(name: str) -> str:
     """Return ``name`` or raise :class:`ValueError` saying why it is refused."""
     if not isinstance(name, str) or not is_valid_channel(name):
         raise ValueError(
-            "invalid channel name: use 1-128 characters of A-Z a-z 0-9 _ . : - "
-            "(not '.' or '..')"
+            "invalid channel name: use 1-128 characters of A-Z a-z 0-9 _ . : - (not '.' or '..')"
         )
     return name
 

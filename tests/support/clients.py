@@ -78,14 +78,18 @@ class SSEParser:
         self._data, self._event, self._id_seen = [], "", False
         if not data:
             return None
-        return SSEEvent(event or "message", "\n".join(data), self.last_event_id if id_seen else None)
+        return SSEEvent(
+            event or "message", "\n".join(data), self.last_event_id if id_seen else None
+        )
 
 
 def publish(base_url: str, channel: str, data: Any, event: str | None = None) -> int:
     body: dict[str, Any] = {"data": data}
     if event is not None:
         body["event"] = event
-    response = requests.post(f"{base_url}/push/publish/{channel}", json=body, headers=AUTH, timeout=5)
+    response = requests.post(
+        f"{base_url}/push/publish/{channel}", json=body, headers=AUTH, timeout=5
+    )
     assert response.status_code == 201, response.text
     message_id: int = response.json()["id"]
     return message_id

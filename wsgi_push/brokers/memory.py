@@ -52,4 +52,3 @@ class MemoryBroker(Broker):
     def last_id(self, channel: str) -> int:
         history = self._histories.get(channel)
         return 0 if history is None else history.last_id
-

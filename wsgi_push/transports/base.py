@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import gevent
+
 from ..brokers.base import Batch, Broker
+from ..errors import BrokerUnavailable
 from ..message import Gap, Message
 
 
@@ -51,9 +54,16 @@ def follow(
     A woken subscriber takes everything pending in one chunk. While idle it
     yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
     vanished client only shows when a write fails. Stops once ``ending()``.
+    While the broker is unavailable it keeps heartbeating and retries.
     """
     while not ending():
-        batch = broker.read(channel, position)
+        try:
+            batch = broker.read(channel, position)
+        except BrokerUnavailable:
+            # Keep the subscriber: heartbeat through the outage, read again after.
+            gevent.sleep(heartbeat)
+            yield stream_format.heartbeat
+            continue
         if batch:
             position = batch.last_id
             yield stream_format.encode_batch(batch)
