@@ -22,6 +22,7 @@ setup(
             "redis>=5.0",
             "gunicorn>=21.2",
             "pytest>=8",
+            "pytest-timeout>=2.3",
             "requests>=2.31",
             "httpx>=0.27",
             "hypothesis>=6.100",

@@ -12,5 +12,5 @@ from tests.support.servers import ServerProcess, pywsgi_server
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     """The test app under ``python -m wsgi_push`` (pywsgi), 0.5 s heartbeats."""
-    with pywsgi_server(PUSH_TEST_HEARTBEAT="0.5", PUSH_TEST_POLL_TIMEOUT="5") as process:
+    with pywsgi_server(PUSH_TEST_HEARTBEAT="0.5", PUSH_TEST_POLL_TIMEOUT="2") as process:
         yield process

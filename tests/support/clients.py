@@ -111,3 +111,66 @@ def ndjson_objects(response: requests.Response) -> Iterator[dict[str, Any]]:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
+
+
+TRANSPORTS = ("sse", "stream", "poll")
+
+
+def _sse_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
+    headers = {} if position is None else {"Last-Event-ID": str(position)}
+    with requests.get(
+        f"{base_url}/push/sse/{channel}", headers=headers, stream=True, timeout=(5, 10)
+    ) as response:
+        assert response.status_code == 200, response.text
+        for event in sse_events(response):
+            item: dict[str, Any] = {"event": event.event, "data": json.loads(event.data)}
+            if event.id is not None:
+                item["id"] = int(event.id)
+            yield item
+
+
+def _stream_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
+    query = "" if position is None else f"?since={position}"
+    with requests.get(
+        f"{base_url}/push/stream/{channel}{query}", stream=True, timeout=(5, 10)
+    ) as response:
+        assert response.status_code == 200, response.text
+        yield from ndjson_objects(response)
+
+
+def _poll_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
+    with requests.Session() as session:
+        while True:
+            query = {"timeout": "2"} if position is None else {"since": position, "timeout": "2"}
+            response = session.get(f"{base_url}/push/poll/{channel}", params=query, timeout=10)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            if answer["gap"] is not None:
+                yield {"event": "gap", "data": answer["gap"]}
+            yield from answer["messages"]
+            position = answer["last_id"]
+
+
+def items(
+    base_url: str, transport: str, channel: str, position: int | None
+) -> Iterator[dict[str, Any]]:
+    """Messages and gap notices from any transport, in one shape:
+    ``{"id", "event", "data"}`` (gap notices have no ``id``). Closing the
+    generator closes the connection."""
+    reader = {"sse": _sse_items, "stream": _stream_items, "poll": _poll_items}[transport]
+    return reader(base_url, channel, position)
+
+
+def take(source: Iterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The next ``count`` items, then close the source (and its connection)."""
+    taken = []
+    try:
+        for item in source:
+            taken.append(item)
+            if len(taken) == count:
+                break
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    return taken

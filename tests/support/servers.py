@@ -124,3 +124,15 @@ def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def server_state(server: ServerProcess, channel: str = "") -> dict[str, Any]:
+    """The test app's ``/_test/state``: subscribers of ``channel``, open
+    connections per transport, live greenlets."""
+    state: dict[str, Any] = requests.get(f"{server.url}/_test/state?{channel}", timeout=5).json()
+    return state
+
+
+def open_connections(server: ServerProcess, transport: str | None = None) -> int:
+    connections = server_state(server)["connections"]
+    return int(sum(connections.values()) if transport is None else connections.get(transport, 0))

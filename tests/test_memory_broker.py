@@ -1,0 +1,142 @@
+"""MemoryBroker: ids, retention, gap rules, greenlet wake-ups, presence."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from wsgi_push import Gap, MemoryBroker
+from wsgi_push.brokers.base import plan_read
+
+
+def ids(batch_messages: list) -> list[int]:  # type: ignore[type-arg]
+    return [message.id for message in batch_messages]
+
+
+def test_ids_strictly_increase_per_channel() -> None:
+    broker = MemoryBroker()
+    assert [broker.publish("a", n) for n in range(3)] == [1, 2, 3]
+    assert broker.publish("b", "x") == 1
+    assert broker.last_id("a") == 3 and broker.last_id("nothing") == 0
+
+
+def test_published_data_is_a_copy() -> None:
+    broker = MemoryBroker()
+    data = {"list": [1]}
+    broker.publish("a", data)
+    data["list"].append(2)
+    assert broker.read("a", 0).messages[0].data == {"list": [1]}
+
+
+def test_retention_by_count_keeps_the_newest() -> None:
+    broker = MemoryBroker(max_messages=3)
+    for n in range(5):
+        broker.publish("a", n)
+    batch = broker.read("a", 0)
+    assert ids(batch.messages) == [3, 4, 5] and batch.gap is None and batch.last_id == 5
+
+
+def test_retention_by_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("wsgi_push.brokers.memory.time.time", lambda: clock[0])
+    monkeypatch.setattr("wsgi_push.brokers.history.time.time", lambda: clock[0])
+    broker = MemoryBroker(max_age=10)
+    broker.publish("a", "old")
+    clock[0] += 6
+    broker.publish("a", "new")
+    clock[0] += 6
+    batch = broker.read("a", 0)
+    assert [m.data for m in batch.messages] == ["new"]
+    # The client that saw nothing after 0 asked for "everything retained": no gap.
+    assert batch.gap is None
+    clock[0] += 20
+    assert broker.read("a", 1).gap == Gap(1, 0, 2)
+    assert broker.read("a", 2).gap is None
+
+
+def test_read_after_position_and_limit() -> None:
+    broker = MemoryBroker()
+    for n in range(10):
+        broker.publish("a", n)
+    assert ids(broker.read("a", 7).messages) == [8, 9, 10]
+    limited = broker.read("a", 2, limit=3)
+    assert ids(limited.messages) == [3, 4, 5] and limited.last_id == 5
+    caught_up = broker.read("a", 10)
+    assert not caught_up and caught_up.last_id == 10
+
+
+@pytest.mark.parametrize(
+    ("after", "first", "last", "expected"),
+    [
+        (0, 5, 9, (0, None)),  # everything retained, never a gap
+        (4, 5, 9, (4, None)),  # exactly continuous
+        (3, 5, 9, (0, Gap(3, 5, 9))),  # 4 is gone
+        (10, 5, 9, (0, Gap(10, 5, 9))),  # ahead of the channel (broker restarted)
+        (9, 0, 9, (9, None)),  # all expired but the client saw the last one
+        (8, 0, 9, (0, Gap(8, 0, 9))),  # all expired, 9 lost
+        (3, 0, 0, (0, Gap(3, 0, 0))),  # empty channel
+    ],
+)
+def test_gap_rules(after: int, first: int, last: int, expected: tuple[int, Gap | None]) -> None:
+    assert plan_read(after, first, last) == expected
+
+
+def test_gap_then_all_retained_messages() -> None:
+    broker = MemoryBroker(max_messages=2)
+    for n in range(5):
+        broker.publish("a", n)
+    behind = broker.read("a", 1)
+    assert behind.gap == Gap(1, 4, 5) and ids(behind.messages) == [4, 5]
+    ahead = broker.read("a", 50)
+    assert ahead.gap == Gap(50, 4, 5) and ids(ahead.messages) == [4, 5]
+    unknown = broker.read("new", 7)
+    assert unknown.gap == Gap(7, 0, 0) and unknown.messages == [] and unknown.last_id == 0
+
+
+def test_wait_wakes_every_waiter_on_publish() -> None:
+    broker = MemoryBroker()
+    waiters = [gevent.spawn(broker.wait, "a", 0, 5) for _ in range(50)]
+    gevent.idle()
+    broker.publish("a", "hello")
+    assert len(gevent.joinall(waiters, timeout=2, raise_error=True)) == 50
+    assert [w.value for w in waiters] == [True] * 50
+
+
+def test_wait_returns_at_once_when_a_message_exists_and_false_on_timeout() -> None:
+    broker = MemoryBroker()
+    broker.publish("a", 1)
+    assert broker.wait("a", 0, 5) is True
+    assert broker.wait("a", 1, 0.01) is False
+    assert broker.signals._events == {}  # no event left behind by a timed-out waiter
+
+
+def test_wake_all_ends_waits_without_a_message() -> None:
+    broker = MemoryBroker()
+    waiter = gevent.spawn(broker.wait, "a", 0, 30)
+    gevent.idle()
+    broker.wake_all()
+    assert waiter.get(timeout=2) is False
+
+
+def test_presence_counts() -> None:
+    broker = MemoryBroker()
+    assert broker.add_subscriber("room") == 1
+    assert broker.add_subscriber("room") == 2
+    assert broker.remove_subscriber("room") == 1
+    assert broker.remove_subscriber("room") == 0
+    assert broker.subscriber_count("room") == 0 and "room" not in broker._subscribers
+
+
+@pytest.mark.parametrize(
+    ("channel", "data", "event"),
+    [("a/b", 1, None), ("ok", object(), None), ("ok", 1, "gap"), ("ok", 1, "a\nb")],
+)
+def test_publish_refuses_bad_input_and_keeps_history(
+    channel: str, data: object, event: str | None
+) -> None:
+    broker = MemoryBroker()
+    broker.publish("ok", "kept")
+    with pytest.raises(ValueError):
+        broker.publish(channel, data, event)
+    assert [m.data for m in broker.read("ok", 0).messages] == ["kept"]
+    assert broker.last_id("ok") == 1

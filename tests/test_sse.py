@@ -1,0 +1,99 @@
+"""Server-Sent Events: the pure encoder byte for byte, and the live endpoint."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from tests.support.clients import SSEParser, publish, sse_events
+from tests.support.servers import ServerProcess
+from wsgi_push import Gap, Message
+from wsgi_push.transports.sse import (
+    HEARTBEAT,
+    encode_event,
+    encode_gap,
+    encode_message,
+    encode_retry,
+)
+
+
+def test_encode_message_with_default_event_omits_event_field() -> None:
+    assert encode_message(Message("c", 7, "message", {"a": 1})) == b'id: 7\ndata: {"a":1}\n\n'
+
+
+def test_encode_message_with_named_event_and_text_payload() -> None:
+    message = Message("c", 8, "headline", "hello")
+    assert encode_message(message) == b"id: 8\nevent: headline\ndata: hello\n\n"
+
+
+def test_every_line_break_starts_a_data_line() -> None:
+    assert encode_event("a\r\nb\rc\nd") == b"data: a\ndata: b\ndata: c\ndata: d\n\n"
+    assert encode_event("trailing\n") == b"data: trailing\ndata: \n\n"
+    assert encode_event("") == b"data: \n\n"
+
+
+def test_leading_space_survives_a_parser() -> None:
+    encoded = encode_event("  two spaces")
+    assert encoded == b"data:   two spaces\n\n"
+    assert SSEParser().feed(encoded.decode())[0].data == "  two spaces"
+
+
+def test_gap_notice_has_no_id() -> None:
+    assert encode_gap(Gap(3, 5, 9)) == (b'event: gap\ndata: {"requested":3,"first":5,"last":9}\n\n')
+
+
+def test_retry_and_heartbeat() -> None:
+    assert encode_retry(2.5) == b"retry: 2500\n\n"
+    assert HEARTBEAT.startswith(b":") and HEARTBEAT.strip(b"\n")
+
+
+def test_unicode_payload_is_utf8() -> None:
+    assert encode_event("caf\u00e9 \u2603") == "data: caf\u00e9 \u2603\n\n".encode()
+
+
+def test_headers_and_retry_first(server: ServerProcess) -> None:
+    with requests.get(f"{server.url}/push/sse/headers", stream=True, timeout=5) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        first = next(response.iter_content(chunk_size=None))
+        assert first.startswith(b"retry: ")
+
+
+def test_live_event_fields_and_multiline_text(server: ServerProcess) -> None:
+    with requests.get(f"{server.url}/push/sse/fields", stream=True, timeout=5) as response:
+        events = sse_events(response)
+        first_id = publish(server.url, "fields", "line one\r\nline two", event="note")
+        event = next(events)
+    assert (event.id, event.event, event.data) == (str(first_id), "note", "line one\nline two")
+
+
+def test_last_event_id_header_wins_over_query(server: ServerProcess) -> None:
+    for n in range(5):
+        publish(server.url, "header-wins", n)
+    url = f"{server.url}/push/sse/header-wins?last_event_id=1"
+    with requests.get(url, headers={"Last-Event-ID": "3"}, stream=True, timeout=5) as response:
+        events = sse_events(response)
+        assert [next(events).id for _ in range(2)] == ["4", "5"]
+    with requests.get(url, stream=True, timeout=5) as response:
+        events = sse_events(response)
+        assert next(events).id == "2"
+
+
+def test_heartbeat_comments_while_idle(server: ServerProcess) -> None:
+    """The test server's heartbeat is 0.5 s: comments arrive about that often."""
+    parser = SSEParser()
+    arrivals = []
+    with requests.get(f"{server.url}/push/sse/idle", stream=True, timeout=5) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            before = len(parser.comments)
+            parser.feed(chunk.decode())
+            if len(parser.comments) > before:
+                arrivals.append(time.monotonic())
+            if len(arrivals) == 4:
+                break
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    assert all(0.35 < gap < 1.5 for gap in gaps), gaps
