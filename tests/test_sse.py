@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import requests
 
@@ -95,5 +96,5 @@ def test_heartbeat_comments_while_idle(server: ServerProcess) -> None:
                 arrivals.append(time.monotonic())
             if len(arrivals) == 4:
                 break
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
     assert all(0.35 < gap < 1.5 for gap in gaps), gaps

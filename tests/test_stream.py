@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import pairwise
 
 import requests
 
@@ -47,7 +48,7 @@ def test_empty_line_heartbeats_while_idle(server: ServerProcess) -> None:
             arrivals.append(time.monotonic())
             if len(arrivals) == 4:  # the opening line plus three heartbeats
                 break
-    gaps = [later - earlier for earlier, later in zip(arrivals[1:], arrivals[2:])]
+    gaps = [later - earlier for earlier, later in pairwise(arrivals[1:])]
     assert all(0.35 < gap < 1.5 for gap in gaps), gaps
 
 
