@@ -8,6 +8,8 @@ import pytest
 
 from tests.support.servers import ServerProcess, pywsgi_server
 
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:

@@ -75,11 +75,16 @@ push = PushMiddleware(
     heartbeat=float(_setting("HEARTBEAT", "15")),
     poll_timeout=float(_setting("POLL_TIMEOUT", "25")),
     max_message_bytes=int(_setting("MAX_MESSAGE_BYTES", "65536")),
+    sse_retry=float(_setting("SSE_RETRY", "2")),
 )
+
+CLIENT_PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>client test</title>
+<script src="/push/client.js"></script></head><body></body></html>"""
 
 
 def app(environ: dict[str, Any], start_response: Any) -> Any:
-    """The middleware, plus ``/_test/state`` and ``/_test/cut``."""
+    """The middleware, plus ``/_test/state``, ``/_test/cut`` and ``/_test/client``."""
     path = environ.get("PATH_INFO", "")
     if path == "/_test/state":
         import gc
@@ -96,6 +101,10 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         ).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if path == "/_test/client":
+        # An empty page with the JavaScript client, for the browser tests.
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [CLIENT_PAGE]
     if path == "/_test/cut":
         push.end_connections()
         start_response("204 No Content", [])
