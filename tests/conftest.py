@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.servers import ServerProcess, pywsgi_server
 
-pytest_plugins = ["tests.support.browser"]
+pytest_plugins = ["tests.support.browser", "tests.support.redis_server"]
 
 
 @pytest.fixture(scope="module")

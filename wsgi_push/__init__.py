@@ -2,6 +2,7 @@
 
 from .brokers.base import Batch, Broker
 from .brokers.memory import MemoryBroker
+from .brokers.redis import RedisBroker
 from .errors import BrokerUnavailable, PushError
 from .message import Gap, Message
 from .middleware import PushMiddleware
@@ -16,6 +17,7 @@ __all__ = [
     "Message",
     "PushError",
     "PushMiddleware",
+    "RedisBroker",
     "make_server",
     "serve",
 ]

@@ -23,6 +23,8 @@ Configuration (read with ``setdefault``; keyword options to ``Push`` win):
 ``PUSH_PUBLISH_TOKEN``  bearer token enabling HTTP publishing (None)
 ``PUSH_MAX_MESSAGES``   retained messages per channel (1000)
 ``PUSH_MAX_AGE``        retained seconds, or None (None)
+``PUSH_REDIS_URL``      Redis URL for a :class:`~wsgi_push.RedisBroker`
+                        shared by every process; None: in memory (None)
 ====================== ============================================
 
 All per-app state lives in ``app.extensions["wsgi_push"]`` (the
@@ -37,6 +39,7 @@ from flask import current_app, has_app_context
 
 from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
+from .brokers.redis import RedisBroker
 from .middleware import PushMiddleware
 
 if TYPE_CHECKING:
@@ -113,4 +116,7 @@ class Push:
 def _broker_from_config(config: Any) -> Broker:
     max_messages = config.setdefault("PUSH_MAX_MESSAGES", 1000)
     max_age = config.setdefault("PUSH_MAX_AGE", None)
+    redis_url = config.setdefault("PUSH_REDIS_URL", None)
+    if redis_url:
+        return RedisBroker.from_url(redis_url, max_messages=max_messages, max_age=max_age)
     return MemoryBroker(max_messages=max_messages, max_age=max_age)

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from wsgi_push import MemoryBroker, PushMiddleware
+from wsgi_push import Broker, MemoryBroker, PushMiddleware, RedisBroker
 
 TOKEN = "test-token"
 CLOSES = {"count": 0}
@@ -64,9 +64,14 @@ def inner_app(environ: dict[str, Any], start_response: Any) -> Any:
     return [b"inner app: not found"]
 
 
-broker = MemoryBroker(
-    max_messages=int(_setting("MAX_MESSAGES", "1000")),
-    max_age=float(_setting("MAX_AGE", "0")) or None,
+retention = {
+    "max_messages": int(_setting("MAX_MESSAGES", "1000")),
+    "max_age": float(_setting("MAX_AGE", "0")) or None,
+}
+broker: Broker = (
+    RedisBroker.from_url(os.environ["PUSH_TEST_REDIS_URL"], **retention)
+    if "PUSH_TEST_REDIS_URL" in os.environ
+    else MemoryBroker(**retention)
 )
 push = PushMiddleware(
     inner_app,

@@ -2,5 +2,6 @@
 
 from .base import Batch, Broker
 from .memory import MemoryBroker
+from .redis import RedisBroker
 
-__all__ = ["Batch", "Broker", "MemoryBroker"]
+__all__ = ["Batch", "Broker", "MemoryBroker", "RedisBroker"]
