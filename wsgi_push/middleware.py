@@ -140,9 +140,9 @@ class PushMiddleware:
         if route == "client.js":
             _check_method(method, ("GET", "HEAD"))
             return self.client_script.respond(environ)
-        transport, _, channel = route.partition("/")
+        transport, slash, channel = route.partition("/")
         allowed = _CHANNEL_ROUTES.get(transport)
-        if allowed is None:
+        if allowed is None or not slash:
             raise NotFound("no such endpoint")
         _check_method(method, allowed)
         try:

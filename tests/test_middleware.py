@@ -1,0 +1,259 @@
+"""PushMiddleware over real sockets: the wrapped app untouched, and every bad
+input answered with the contract's JSON error while nothing else is disturbed."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from werkzeug.test import Client
+
+from tests.support.clients import AUTH, publish, sse_events
+from tests.support.servers import ServerProcess, pywsgi_server
+from wsgi_push import MemoryBroker, PushMiddleware
+
+
+@pytest.fixture(scope="module")
+def bare_server() -> Iterator[ServerProcess]:
+    """The inner app alone, to compare against."""
+    with pywsgi_server("tests.support.apps:inner_app") as process:
+        yield process
+
+
+def raw_exchange(base_url: str, request: bytes) -> bytes:
+    """Send raw bytes, read the whole response (``Connection: close``)."""
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def without_date(response: bytes) -> bytes:
+    return b"\r\n".join(line for line in response.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /app/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST /app/echo?q=1&x=%2F HTTP/1.1\r\nHost: x\r\nX-Custom: kept\r\n"
+        b"Content-Length: 5\r\nConnection: close\r\n\r\nhello",
+        b"GET /pushy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /nowhere HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_wrapped_app_responses_are_identical(
+    server: ServerProcess, bare_server: ServerProcess, request_bytes: bytes
+) -> None:
+    wrapped = without_date(raw_exchange(server.url, request_bytes))
+    bare = without_date(raw_exchange(bare_server.url, request_bytes))
+    assert wrapped == bare
+    assert wrapped.startswith(b"HTTP/1.")
+
+
+def test_wrapped_streaming_body_is_closed_once(server: ServerProcess) -> None:
+    before = requests.get(f"{server.url}/app/closes", timeout=5).json()["count"]
+    response = requests.get(f"{server.url}/app/stream", timeout=5)
+    assert response.text == "one\ntwo\nthree\n" and response.headers["X-Inner"] == "yes"
+    after = requests.get(f"{server.url}/app/closes", timeout=5).json()["count"]
+    # /app/closes itself is a list (no close); only the stream counts.
+    assert after - before == 1
+
+
+def send(
+    base_url: str, method: str, path: str, body: bytes | None = None, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with the path sent exactly as given (no normalisation)."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+BAD_CHANNELS = ["", "x" * 129, "a/b", ".", "..", "caf%C3%A9", "a%00b", "%2E%2E"]
+BEARER = AUTH["Authorization"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "stream", "poll"])
+@pytest.mark.parametrize("channel", BAD_CHANNELS)
+def test_bad_channel_names_answer_400(server: ServerProcess, transport: str, channel: str) -> None:
+    status, headers, body = send(server.url, "GET", f"/push/{transport}/{channel}")
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    assert "invalid channel name" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("channel", BAD_CHANNELS)
+def test_bad_channel_names_refused_for_publishing(server: ServerProcess, channel: str) -> None:
+    status, _, body = send(
+        server.url, "POST", f"/push/publish/{channel}", b'{"data":1}', Authorization=BEARER
+    )
+    assert status == 400 and "channel" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "mentions"),
+    [
+        ("/push/poll/c?since=abc", {}, "since"),
+        ("/push/poll/c?since=-1", {}, "since"),
+        ("/push/poll/c?since=1.5", {}, "since"),
+        ("/push/poll/c?since=", {}, "since"),
+        ("/push/stream/c?since=x", {}, "since"),
+        ("/push/sse/c?last_event_id=-2", {}, "last_event_id"),
+        ("/push/sse/c", {"Last-Event-ID": "abc"}, "Last-Event-ID"),
+        ("/push/sse/c", {"Last-Event-ID": "-1"}, "Last-Event-ID"),
+        ("/push/poll/c?timeout=-1", {}, "timeout"),
+        ("/push/poll/c?timeout=nan", {}, "timeout"),
+        ("/push/poll/c?timeout=inf", {}, "timeout"),
+        ("/push/poll/c?timeout=soon", {}, "timeout"),
+        ("/push/poll/c?" + "&".join(f"p{n}=1" for n in range(40)), {}, "query"),
+    ],
+)
+def test_bad_parameters_answer_400(
+    server: ServerProcess, path: str, headers: dict[str, str], mentions: str
+) -> None:
+    status, response_headers, body = send(server.url, "GET", path, **headers)
+    assert status == 400 and response_headers["Content-Type"] == "application/json"
+    assert mentions in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"not json", {"Authorization": BEARER}, 400),
+        (b'{"event":"x"}', {"Authorization": BEARER}, 400),
+        (b"[1,2]", {"Authorization": BEARER}, 400),
+        (b'{"data":1,"evnet":"typo"}', {"Authorization": BEARER}, 400),
+        (b'{"data":1,"event":"gap"}', {"Authorization": BEARER}, 400),
+        (b'{"data":1,"event":"a\\nb"}', {"Authorization": BEARER}, 400),
+        (b'{"data":1,"event":7}', {"Authorization": BEARER}, 400),
+        (b"\xff\xfe", {"Authorization": BEARER}, 400),
+        (b'{"data":1}', {}, 401),
+        (b'{"data":1}', {"Authorization": "Basic abc"}, 401),
+        (b'{"data":1}', {"Authorization": "Bearer wrong"}, 403),
+    ],
+)
+def test_bad_publish_requests(
+    server: ServerProcess, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    got, response_headers, answer = send(server.url, "POST", "/push/publish/c", body, **headers)
+    assert got == status and response_headers["Content-Type"] == "application/json"
+    assert json.loads(answer)["error"]
+    if status == 401:
+        assert response_headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_oversized_body_is_refused_from_content_length_before_reading(
+    server: ServerProcess,
+) -> None:
+    """Declare 10 MB and send nothing: the 413 comes back without the body."""
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /push/publish/c HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + BEARER.encode()
+            + b"\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413")
+
+
+def test_oversized_body_is_refused(server: ServerProcess) -> None:
+    big = json.dumps({"data": "x" * 70_000}).encode()
+    status, _, body = send(server.url, "POST", "/push/publish/c", big, Authorization=BEARER)
+    assert status == 413 and "bytes" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/push/sse/c", "GET"),
+        ("PUT", "/push/poll/c", "GET"),
+        ("DELETE", "/push/stream/c", "GET"),
+        ("GET", "/push/publish/c", "POST"),
+        ("POST", "/push/client.js", "GET, HEAD"),
+    ],
+)
+def test_wrong_method_answers_405_with_allow(
+    server: ServerProcess, method: str, path: str, allow: str
+) -> None:
+    status, headers, body = send(server.url, method, path)
+    assert status == 405 and headers["Allow"] == allow and json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("path", ["/push", "/push/", "/push/nothing", "/push/sse", "/push/x/y"])
+def test_unknown_paths_under_the_prefix_answer_404(server: ServerProcess, path: str) -> None:
+    status, headers, body = send(server.url, "GET", path)
+    assert (status, headers["Content-Type"]) == (404, "application/json")
+    assert json.loads(body)["error"]
+
+
+def test_bad_requests_disturb_no_one_and_lose_nothing(server: ServerProcess) -> None:
+    kept = [publish(server.url, "steady", n) for n in range(3)]
+    with requests.get(f"{server.url}/push/sse/steady", stream=True, timeout=5) as response:
+        events = sse_events(response)
+        for path in ["/push/sse/..", "/push/poll/steady?since=-1", "/push/nothing"]:
+            assert send(server.url, "GET", path)[0] in (400, 404)
+        assert (
+            send(server.url, "POST", "/push/publish/steady", b"{", Authorization=BEARER)[0] == 400
+        )
+        fresh = publish(server.url, "steady", "after the noise")
+        event = next(events)
+        assert (event.id, event.data) == (str(fresh), "after the noise")
+    answer = requests.get(f"{server.url}/push/poll/steady?since=0", timeout=5).json()
+    assert [m["id"] for m in answer["messages"]] == [*kept, fresh]
+
+
+def test_client_script_is_cached_with_etag(server: ServerProcess) -> None:
+    response = requests.get(f"{server.url}/push/client.js", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    etag = response.headers["ETag"]
+    assert "max-age" in response.headers["Cache-Control"]
+    again = requests.get(f"{server.url}/push/client.js", headers={"If-None-Match": etag}, timeout=5)
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_publishing_is_disabled_without_token_or_authorize() -> None:
+    """Unit (no socket): the default middleware refuses HTTP publishing with 404."""
+    client = Client(PushMiddleware(lambda e, s: [], broker=MemoryBroker()))
+    response = client.post("/push/publish/news", json={"data": 1})
+    assert response.status_code == 404 and response.json == {
+        "error": "publishing over HTTP is disabled"
+    }
+
+
+def test_authorize_callback_decides_subscribe_and_publish() -> None:
+    """Unit (no socket): ``authorize`` gets environ, channel and action."""
+    seen = []
+
+    def authorize(environ: dict[str, object], channel: str, action: str) -> bool:
+        seen.append((channel, action))
+        return channel.startswith("public")
+
+    broker = MemoryBroker()
+    client = Client(PushMiddleware(lambda e, s: [], broker=broker, authorize=authorize))
+    assert client.get("/push/poll/private?timeout=0").status_code == 403
+    assert client.post("/push/publish/private", json={"data": 1}).status_code == 403
+    answer = client.post("/push/publish/public", json={"data": 1, "event": "e"})
+    assert answer.status_code == 201 and answer.json == {"id": 1}
+    assert client.get("/push/poll/public?since=0&timeout=0").json["messages"] == [
+        {"id": 1, "event": "e", "data": 1}
+    ]
+    assert seen == [
+        ("private", "subscribe"),
+        ("private", "publish"),
+        ("public", "publish"),
+        ("public", "subscribe"),
+    ]
