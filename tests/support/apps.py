@@ -100,6 +100,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         body = json.dumps(
             {
                 "subscribers": broker.subscriber_count(channel),
+                "pid": os.getpid(),
                 "connections": dict(push.connections.open_by_transport),
                 "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet)),
             }

@@ -196,8 +196,9 @@ class RedisBroker(Broker):
         to serve a wake-up of many local subscribers from one Redis read.
     :param max_cached_channels: channels this process keeps such a cache for.
     :param redis_options: passed to the connection pool built from the URL
-        (defaults: ``max_connections=16``, fail-fast timeouts, no retries so
-        an outage surfaces at once as :class:`~wsgi_push.BrokerUnavailable`).
+        (defaults: ``max_connections=16``, fail-fast timeouts, one immediate
+        retry, so an outage surfaces at once as
+        :class:`~wsgi_push.BrokerUnavailable`).
 
     Needs gevent's monkey patching (``gunicorn -k gevent``, ``python -m
     wsgi_push``) wherever subscribers wait; publishing works anywhere.
@@ -520,7 +521,9 @@ def _pool_from_url(redis: ModuleType, url: str, options: dict[str, Any]) -> Any:
     options.setdefault("socket_timeout", 5)
     options.setdefault("socket_connect_timeout", 2)
     options.setdefault("health_check_interval", 30)
-    options.setdefault("retry", Retry(NoBackoff(), 0))
+    # One immediate retry: after a Redis restart each pooled connection is
+    # stale once. More would stall publishers during an outage.
+    options.setdefault("retry", Retry(NoBackoff(), 1))
     return redis.BlockingConnectionPool.from_url(url, **options)
 
 
