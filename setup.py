@@ -20,7 +20,7 @@ setup(
         "dev": [
             "flask>=2.3",
             "redis>=5.0",
-            "gunicorn>=21.2",
+            "gunicorn>=27",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "requests>=2.31",

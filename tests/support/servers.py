@@ -44,7 +44,7 @@ class ServerProcess:
             self.url = self._read_url()
         else:
             self.url = ready_url
-            wait_until(lambda: _answers(ready_url), START_TIMEOUT, "server to answer")
+            wait_until(lambda: _answers(ready_url + "/"), START_TIMEOUT, "server to answer")
         return self
 
     def _read_url(self) -> str:
@@ -91,10 +91,9 @@ def gunicorn_server(
 ) -> ServerProcess:
     argv = [
         sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers),
-        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", app,
+        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket", app,
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    return ServerProcess(argv, env).start(ready_url=url + "/")
+    return ServerProcess(argv, env).start(ready_url=f"http://127.0.0.1:{port}")
 
 
 def free_port() -> int:
