@@ -108,7 +108,7 @@ def free_port() -> int:
 def _answers(url: str) -> bool:
     try:
         requests.get(url, timeout=1)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # accepted, workers still booting
         return False
     return True
 
