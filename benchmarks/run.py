@@ -1,0 +1,336 @@
+"""Run the benchmark: ``python -m benchmarks [--quick]``.
+
+Measures wsgi_push, sse-starlette and Nchan in one run, each server pinned to
+core 0 and the C load generator (``loadgen.c``, compiled here into
+``benchmarks/work/``) pinned to core 1, on loopback only. Writes
+``benchmarks/results/results.json``, ``results.md`` and ``fanout.png``.
+
+Scenarios (each bounded in time; the run stops by itself):
+
+- ``idle``: hold N SSE connections; server RSS growth / N and idle CPU with
+  15 s heartbeats.
+- ``fanout``: N subscribers on one channel; the publish rate rises step by
+  step until p99 > 1 s, a delivery is lost, or publishing can't keep up.
+- ``longpoll``: 1,000 long-poll clients passing ``since=last_id``.
+- ``channels``: 1,000 channels with one SSE subscriber each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .report import write_reports
+from .targets import REPO, WORK, Target, all_targets, rss_kib
+
+RESULTS = REPO / "benchmarks" / "results"
+LOADGEN_SOURCE = REPO / "benchmarks" / "loadgen.c"
+LOADGEN = WORK / "loadgen"
+CLIENT_CORE = "1"
+
+# Deliveries/s asked for, step by step (x sqrt 2): 10,000 is always a step,
+# so the latency target reads its p99 there.
+DELIVERY_LADDER = [
+    2_500, 5_000, 10_000, 14_000, 20_000, 28_000, 40_000, 56_000, 80_000,
+    113_000, 160_000, 226_000, 320_000, 452_000, 640_000,
+]  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- setup -----------------------------------------------------------------
+
+
+def setup(install: bool) -> None:
+    """Compile the load generator; install the peers unless told not to."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if install:
+        install_peers()
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < LOADGEN_SOURCE.stat().st_mtime:
+        log("compiling the load generator")
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN), str(LOADGEN_SOURCE)], check=True)
+
+
+def install_peers() -> None:
+    """Benchmark-only dependencies; a failure is reported, never fatal."""
+    try:
+        import matplotlib  # noqa: F401
+        import sse_starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        log("installing sse-starlette, uvicorn[standard], matplotlib from PyPI")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "-r",
+             str(REPO / "benchmarks" / "requirements.txt")],
+            check=False,
+        )  # fmt: skip
+    if not shutil.which("nginx") or not Path("/usr/lib/nginx/modules/ngx_nchan_module.so").exists():
+        log("installing nginx + libnginx-mod-nchan from Debian")
+        apt = ["apt-get"] if shutil.which("sudo") is None else ["sudo", "apt-get"]
+        subprocess.run([*apt, "update", "-qq"], check=False)
+        subprocess.run(
+            [*apt, "install", "-y", "-qq", "nginx", "libnginx-mod-nchan"],
+            check=False,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+
+
+# -- the load generator ----------------------------------------------------
+
+
+def loadgen_args(target: Target, prefix: str, subs: int, channels: int = 1) -> list[str]:
+    args = [
+        "taskset", "-c", CLIENT_CORE, str(LOADGEN),
+        "--port", str(target.port), "--subs", str(subs), "--channels", str(channels),
+        "--prefix", prefix, "--sub-path", target.sub_path, "--pub-path", target.pub_path,
+    ]  # fmt: skip
+    if target.pub_auth:
+        args += ["--pub-auth", target.pub_auth]
+    if target.pub_raw:
+        args.append("--pub-raw")
+    for pid in target.server_pids():
+        args += ["--server-pid", str(pid)]
+    return args
+
+
+def run_loadgen(args: list[str], timeout: float) -> list[dict[str, Any]]:
+    """Run the load generator to the end; its JSON lines."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        log(f"load generator timed out after {timeout:.0f}s")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def ladder(subs: int, start: float, step_s: float, min_messages: int = 6) -> str:
+    """The rate steps for the load generator, as ``rate/seconds`` pairs: a
+    step lasts long enough to publish ``min_messages`` messages."""
+    steps = []
+    for deliveries in DELIVERY_LADDER:
+        if deliveries < start:
+            continue
+        rate = deliveries / subs
+        seconds = max(step_s, min(min_messages / rate, 12.0))
+        steps.append(f"{rate:.4f}/{seconds:.2f}")
+    return ",".join(steps)
+
+
+def summarise_ramp(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best passing step, the 10,000/s step and why the ramp stopped."""
+    passed = [step for step in steps if step["pass"]]
+    best = max(passed, key=lambda step: step["deliveries_per_s"]) if passed else None
+    at_10k = next((s for s in steps if abs(s["rate"] * s["subscribers"] - 10_000) < 1), None)
+    failed = next((step for step in steps if not step["pass"]), None)
+    if failed is None:
+        stop = "ladder exhausted"
+    elif failed["lost"]:
+        stop = f"lost {failed['lost']} of {failed['expected']}"
+    elif failed["publish_errors"]:
+        stop = f"{failed['publish_errors']} publish errors"
+    elif failed["received"] == 0:
+        stop = "nothing delivered"
+    elif failed["publish_rate"] < 0.9 * failed["rate"]:
+        stop = f"publishing saturated at {failed['publish_rate']:.0f}/s"
+    else:
+        stop = f"p99 {failed['p99_ms']:.0f} ms"
+    return {
+        "max_deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
+        "best_step": best,
+        "at_10k": at_10k,
+        "stopped_by": stop,
+        "steps": steps,
+    }
+
+
+# -- scenarios -------------------------------------------------------------
+
+
+def scenario_idle(target: Target, subs: int, hold: float, run_id: str) -> dict[str, Any]:
+    pids = target.server_pids()
+    time.sleep(1.0)
+    before = rss_kib(pids)
+    args = loadgen_args(target, f"{run_id}idle", subs) + ["--mode", "idle", "--hold", str(hold)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline() or "{}")
+    time.sleep(2.0)
+    after = rss_kib(pids)
+    try:
+        out, _ = process.communicate(timeout=hold + 60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    held = next((json.loads(line) for line in out.splitlines() if line.startswith("{")), {})
+    held_subs = ready.get("subscribers", 0)
+    return {
+        "subscribers": held_subs,
+        "wanted": subs,
+        "connect_s": ready.get("connect_s"),
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_connection": (after - before) / held_subs if held_subs else None,
+        "idle_cpu_pct": held.get("server_cpu_pct"),
+        "loadgen_cpu_pct": held.get("loadgen_cpu_pct"),
+        "closed_during_hold": held.get("closed"),
+        "hold_s": held.get("hold_s"),
+    }
+
+
+def scenario_ramp(
+    target: Target,
+    prefix: str,
+    subs: int,
+    channels: int,
+    start: float,
+    step_s: float,
+    mode: str = "stream",
+) -> dict[str, Any]:
+    args = loadgen_args(target, prefix, subs, channels)
+    if mode == "poll":
+        assert target.poll_path is not None
+        args[args.index("--sub-path") + 1] = target.poll_path
+        args += ["--mode", "poll", "--flavour", target.poll_flavour]
+    args += ["--rates", ladder(subs, start, step_s), "--drain", "2", "--retries", "1"]
+    lines = run_loadgen(args, timeout=600)
+    ready = next((line for line in lines if line["event"] == "ready"), {})
+    steps = [line for line in lines if line["event"] == "step"]
+    result = summarise_ramp(steps)
+    result.update(subscribers=subs, channels=channels, connected=ready.get("subscribers", 0))
+    return result
+
+
+def run_target(target: Target, config: argparse.Namespace, run_id: str) -> dict[str, Any]:
+    results: dict[str, Any] = {"label": target.label}
+    if target.unavailable:
+        log(f"{target.name}: NOT MEASURED: {target.unavailable}")
+        results["unavailable"] = target.unavailable
+        return results
+    try:
+        if "idle" in config.scenarios:
+            target.start(heartbeat=15.0)
+            log(f"{target.name}: idle-hold {config.idle_subs} connections for {config.hold:.0f}s")
+            results["idle"] = scenario_idle(target, config.idle_subs, config.hold, run_id)
+            log(f"{target.name}: idle {json.dumps(results['idle'])}")
+            target.stop()
+        target.start(heartbeat=15.0)
+        if "fanout" in config.scenarios:
+            results["fanout"] = {}
+            for subs in config.fanout_subs:
+                start = 2_500 if subs < 5_000 else 10_000
+                log(f"{target.name}: fan-out to {subs} subscribers")
+                ramp = scenario_ramp(target, f"{run_id}f{subs}c", subs, 1, start, config.step)
+                results["fanout"][str(subs)] = ramp
+                log(f"{target.name}: fan-out {subs}: {ramp['max_deliveries_per_s']:.0f}/s "
+                    f"({ramp['stopped_by']})")  # fmt: skip
+        if "channels" in config.scenarios:
+            log(f"{target.name}: {config.channels} channels, one subscriber each")
+            ramp = scenario_ramp(
+                target, f"{run_id}m", config.channels, config.channels, 250, config.step
+            )
+            results["channels"] = ramp
+            log(f"{target.name}: channels: {ramp['max_deliveries_per_s']:.0f}/s "
+                f"({ramp['stopped_by']})")  # fmt: skip
+        if "longpoll" in config.scenarios and target.poll_path:
+            log(f"{target.name}: long polling, {config.poll_clients} clients")
+            ramp = scenario_ramp(
+                target, f"{run_id}p", config.poll_clients, 1, 2_500, config.step, mode="poll"
+            )
+            results["longpoll"] = ramp
+            log(f"{target.name}: long-poll: {ramp['max_deliveries_per_s']:.0f}/s "
+                f"({ramp['stopped_by']})")  # fmt: skip
+    except Exception as error:  # a peer failing must not lose the others' figures
+        log(f"{target.name}: FAILED: {error!r}")
+        results["error"] = repr(error)
+    finally:
+        target.stop()
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller N, shorter steps (~4 min)")
+    parser.add_argument("--targets", default="wsgi_push,sse-starlette,nchan")
+    parser.add_argument("--scenarios", default="idle,fanout,channels,longpoll")
+    parser.add_argument("--no-install", action="store_true", help="don't install the peers")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    config = parser.parse_args(argv)
+    config.targets = config.targets.split(",")
+    config.scenarios = config.scenarios.split(",")
+    if config.quick:
+        config.idle_subs, config.hold, config.step = 2_000, 16.0, 2.0
+        config.fanout_subs = [100, 1_000]
+    else:
+        config.idle_subs, config.hold, config.step = 10_000, 32.0, 3.0
+        config.fanout_subs = [100, 1_000, 5_000, 10_000]
+    config.channels = 1_000
+    config.poll_clients = 1_000
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    setup(install=not config.no_install)
+    run_id = f"r{int(time.time()) % 100000}"
+    started = time.time()
+    results: dict[str, Any] = {
+        "run": {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quick": config.quick,
+            "machine": machine_facts(),
+            "note": "2 cores shared with other work: figures are noisy, ratios within a run "
+            "are the meaningful part",
+        },
+        "targets": {},
+    }
+    for target in all_targets():
+        if target.name in config.targets:
+            results["targets"][target.name] = run_target(target, config, run_id)
+    results["run"]["duration_s"] = round(time.time() - started, 1)
+    config.output.mkdir(parents=True, exist_ok=True)
+    (config.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_reports(results, config.output)
+    log(f"wrote {config.output}/results.json, results.md, fanout.png "
+        f"in {results['run']['duration_s']:.0f}s")  # fmt: skip
+
+
+def machine_facts() -> dict[str, Any]:
+    facts: dict[str, Any] = {"python": sys.version.split()[0]}
+    try:
+        cpu = Path("/proc/cpuinfo").read_text()
+        facts["cpu"] = next(
+            line.split(":", 1)[1].strip() for line in cpu.splitlines() if "model name" in line
+        )
+    except (OSError, StopIteration):
+        pass
+    for package in ("gevent", "uvicorn", "sse_starlette"):
+        try:
+            facts[package] = __import__(package).__version__
+        except (ImportError, AttributeError):
+            facts[package] = None
+    try:
+        facts["nginx"] = subprocess.run(
+            ["nginx", "-v"], capture_output=True, text=True
+        ).stderr.strip()
+    except OSError:
+        facts["nginx"] = None
+    return facts
+
+
+if __name__ == "__main__":
+    main()
