@@ -1,0 +1,171 @@
+"""The example app (``python -m example_app``) in headless Chromium: every
+demo page works, the chat shows presence and escapes what users type.
+
+With ``PUSH_SCREENSHOTS=docs/images`` the tests also save the screenshots
+that ``docs/examples.md`` shows.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.support.browser import screenshot, wait_for
+from tests.support.servers import ServerProcess
+
+# Fast publishers, so that every demo has something to show within a second.
+FAST = {
+    "EXAMPLE_CLOCK_MAX_INTERVAL": "0.3",
+    "EXAMPLE_HOGE_INTERVAL": "0.2",
+    "EXAMPLE_FEED_RATE": "5",
+    "EXAMPLE_PUSH_HEARTBEAT": "0.5",
+}
+LOG_LINES = "(selector) => [...document.querySelectorAll(selector)].map((e) => e.textContent)"
+AT_LEAST = "([selector, n]) => document.querySelectorAll(selector).length >= n"
+
+
+def example_server() -> ServerProcess:
+    argv = [sys.executable, "-m", "example_app", "--port", "0"]
+    return ServerProcess(argv, FAST).start()
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[ServerProcess]:
+    with example_server() as process:
+        yield process
+
+
+def lines(page: Any, selector: str) -> list[str]:
+    texts: list[str] = page.evaluate(LOG_LINES, selector)
+    return texts
+
+
+def wait_for_line(page: Any, selector: str, text: str) -> None:
+    """Wait (bounded) until an element matching ``selector`` reads exactly ``text``."""
+    wait_for(page, f"([s, t]) => ({LOG_LINES})(s).includes(t)", [selector, text])
+
+
+def test_index_links_every_demo(page: Any, example: ServerProcess) -> None:
+    page.goto(example.url + "/")
+    links = page.evaluate("[...document.querySelectorAll('.demos a')].map((a) => a.pathname)")
+    assert links == ["/clock", "/feed", "/chat", "/streaming", "/streaming/raw"]
+    screenshot(page, "index")
+
+
+def test_clock_shows_each_event_once_on_every_transport(page: Any, example: ServerProcess) -> None:
+    """Switching SSE → stream → poll resumes from the last id: ids stay 1, 2, 3 …"""
+    page.goto(example.url + "/clock")
+    count = 0
+    for transport in ("sse", "stream", "poll"):
+        page.check(f"#transport input[value={transport}]")
+        expect(page.locator("#status")).to_have_text(f"connected over {transport}")
+        wait_for(page, AT_LEAST, ["#events li", count + 3])
+        count = len(lines(page, "#events li"))
+    events = lines(page, "#events li")
+    assert all(re.fullmatch(r"#\d+  \d{4}-\d\d-\d\dT[\d:.]+\+00:00", line) for line in events)
+    ids = [int(line[1:].split()[0]) for line in events]
+    assert ids == list(range(1, len(ids) + 1))
+    screenshot(page, "clock")
+
+
+def test_feed_shows_value_count_and_delay(page: Any, example: ServerProcess) -> None:
+    page.goto(example.url + "/feed")
+    page.click("button[data-rate='100']")
+    delays = {}
+    for transport in ("poll", "stream", "sse"):
+        page.check(f"#transport input[value={transport}]")
+        start = int(page.text_content("#count") or 0)
+        wait_for(
+            page, "(n) => Number(document.querySelector('#count').textContent) >= n", start + 100
+        )
+        delays[transport] = page.text_content("#delay-stats")
+    assert page.text_content("#rate") == "100 per second"
+    assert re.fullmatch(r"\d+\.\d\d", page.text_content("#value") or "")
+    print("publish-to-display delay at 100/s, mean / max of the last 100:", delays)
+    screenshot(page, "feed")
+    page.click("button[data-rate='1']")
+    expect(page.locator("#rate")).to_have_text("1 per second")
+
+
+def test_feed_refuses_a_bad_rate(example: ServerProcess) -> None:
+    for body in ({"rate": "fast"}, {"rate": 0}, []):
+        assert requests.post(example.url + "/feed/rate", json=body, timeout=5).status_code == 400
+
+
+def test_chat_users_see_each_other_and_presence(new_page: Any, example: ServerProcess) -> None:
+    ann, bob = new_page(), new_page()
+    for page, name in ((ann, "ann"), (bob, "bob")):
+        page.goto(example.url + "/chat")
+        page.fill("#name", name)
+        page.click("#name-form button")
+        wait_for_line(page, "#status", f"connected as {name}")
+    wait_for_line(ann, "#log li", "bob online")
+    wait_for_line(ann, "#log li", "Hello, bob! Online 2")
+    ann.fill("#text", "hi bob")
+    ann.press("#text", "Enter")
+    wait_for_line(bob, "#log li", "ann: hi bob")
+
+    attack = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    bob.fill("#text", attack)
+    bob.press("#text", "Enter")
+    wait_for_line(ann, "#log li", f"bob: {attack}")
+    for page in (ann, bob):
+        assert page.evaluate("window.pwned") is None
+        assert page.evaluate("document.querySelectorAll('#log script, #log img').length") == 0
+    screenshot(ann, "chat")
+
+    bob.context.close()
+    wait_for_line(ann, "#log li", "bob offline")
+
+
+def test_chat_keeps_the_name_and_cuts_long_text(new_page: Any, example: ServerProcess) -> None:
+    page = new_page()
+    page.goto(example.url + "/chat")
+    page.fill("#name", "carol")
+    page.click("#name-form button")
+    wait_for_line(page, "#status", "connected as carol")
+    page.reload()  # the name comes back from localStorage and joins again
+    wait_for_line(page, "#status", "connected as carol")
+
+    answer = requests.post(
+        example.url + "/chat/messages", json={"name": "n" * 30, "text": "t" * 1500}, timeout=5
+    )
+    assert answer.status_code == 201
+    wait_for_line(page, "#log li", "n" * 20 + ": " + "t" * 1000)
+
+
+def test_chat_shows_connection_errors(page: Any) -> None:
+    with example_server() as server:
+        page.goto(server.url + "/chat")
+        page.fill("#name", "dan")
+        page.click("#name-form button")
+        wait_for_line(page, "#status", "connected as dan")
+        server.stop()
+        expect(page.locator("#status")).to_have_class(re.compile("error"))
+    assert "connection error" in (page.text_content("#status") or "")
+
+
+def test_streaming_page_parses_each_line(page: Any, example: ServerProcess) -> None:
+    page.goto(example.url + "/streaming")
+    wait_for(page, AT_LEAST, ["#rows tr", 3])
+    ids = [int(cell) for cell in lines(page, "#rows td:first-child")]
+    assert ids == list(range(ids[0], ids[0] - len(ids), -1))  # newest first, none missing
+    newest = lines(page, "#rows tr:first-child td")
+    assert newest[1] == f"hoge{ids[0] - 1}"  # the publisher counts from hoge0, ids from 1
+    assert re.match(r"\d{4}-\d\d-\d\dT", newest[2])
+    screenshot(page, "streaming")
+
+
+def test_streaming_raw_is_plain_text_as_it_grows(page: Any, example: ServerProcess) -> None:
+    response = page.goto(example.url + "/streaming/raw?since=0", wait_until="commit")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    wait_for(page, "document.body && document.body.innerText.includes('\"hoge4\"')")
+    first = page.evaluate("document.body.innerText.trim().split('\\n')[0]")
+    assert first.startswith('{"id":1,"event":"message","data":{"message":"hoge0","createdAt":')
+    screenshot(page, "streaming-raw")
