@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 Authorize = Callable[["WSGIEnvironment", str, str], bool]
 SUBSCRIBE = "subscribe"
 PUBLISH = "publish"
+STATS = "stats"
 
 
 class Gate:
@@ -33,10 +34,18 @@ class Gate:
         return self._token is not None or self._authorize is not None
 
     def check(self, environ: WSGIEnvironment, channel: str, action: str) -> None:
-        """Raise the right error unless ``action`` on ``channel`` is allowed."""
-        if action == PUBLISH:
+        """Raise the right error unless ``action`` on ``channel`` is allowed.
+
+        ``publish`` and ``stats`` need the token or ``authorize``; with
+        neither configured they don't exist (404).
+        """
+        if action in (PUBLISH, STATS):
             if not self.publishing_enabled:
-                raise NotFound("publishing over HTTP is disabled")
+                raise NotFound(
+                    "publishing over HTTP is disabled"
+                    if action == PUBLISH
+                    else "stats need a publish_token or authorize"
+                )
             if self._token is not None:
                 _check_bearer_token(environ, self._token)
         if self._authorize is not None and not self._authorize(environ, channel, action):

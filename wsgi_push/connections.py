@@ -13,7 +13,8 @@ class Connections:
 
     ``max_connections`` (None: no limit) is checked before any work is done.
     :meth:`end_all` moves to a new generation: every connection opened
-    before it sees :meth:`ended` turn true at its next wake-up.
+    before it sees its :meth:`ended_check` turn true at its next wake-up.
+    Once ``draining``, the process is going away and connections end at once.
     """
 
     def __init__(self, max_connections: int | None, retry_after: int = 1) -> None:
@@ -21,7 +22,7 @@ class Connections:
         self.retry_after = retry_after
         self.open_by_transport: Counter[str] = Counter()
         self.generation = 0
-        self.accepting = True
+        self.draining = False
 
     @property
     def total(self) -> int:
@@ -29,8 +30,6 @@ class Connections:
 
     def open(self, transport: str) -> Callable[[], None]:
         """Count a new connection; returns the function that releases it."""
-        if not self.accepting:
-            raise ServiceUnavailable("server is shutting down", self.retry_after)
         if self.max_connections is not None and self.total >= self.max_connections:
             raise ServiceUnavailable("too many connections", self.retry_after)
         self.open_by_transport[transport] += 1

@@ -72,3 +72,7 @@ class ServiceUnavailable(PushError):
 
 class BrokerUnavailable(ServiceUnavailable):
     """The broker's backend (e.g. Redis) cannot be reached right now."""
+
+
+class TooManyChannels(ServiceUnavailable):
+    """A new channel would exceed the broker's ``max_channels``."""

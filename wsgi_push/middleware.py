@@ -17,6 +17,7 @@ Under the prefix:
 ``/poll/<channel>``       GET    long polling
 ``/publish/<channel>``    POST   publish (off unless a token or authorize)
 ``/client.js``            GET    the JavaScript client
+``/stats``                GET    counters (off unless ``expose_stats``)
 ========================  =====  ==========================================
 
 Waiting is greenlet-blocking on gevent primitives, so it must run under a
@@ -28,19 +29,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.wsgi import ClosingIterator
 
-from .auth import PUBLISH, SUBSCRIBE, Authorize, Gate
+from . import lifecycle
+from .auth import PUBLISH, STATS, SUBSCRIBE, Authorize, Gate
 from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
-from .errors import BadRequest, MethodNotAllowed, NotFound, PushError
+from .cors import CorsPolicy
+from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUnavailable
 from .message import check_channel
 from .request import parse_position, parse_timeout, query_params, read_json_body
 from .responses import Response, error_response, json_response, status_line
+from .stats import Stats
 from .transports.base import StreamFormat, follow, resume_position
 from .transports.poll import encode_poll_body, long_poll
 from .transports.sse import SSE_FORMAT, encode_retry
@@ -55,6 +59,7 @@ PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
 
 _CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
+DEFAULT_MAX_CONNECTIONS = 10_000
 
 
 class PushMiddleware:
@@ -77,6 +82,13 @@ class PushMiddleware:
     :param on_subscribe: ``f(environ, channel, count)`` when a streaming
         (SSE or NDJSON) subscriber joins; ``count`` includes it.
     :param on_unsubscribe: ``f(environ, channel, count)`` when one leaves.
+    :param max_subscribers_per_channel: streaming subscribers one channel may
+        have in this process before new ones get 503 (None: no limit).
+    :param cors_origins: origins allowed to use the endpoints from a browser
+        (exact matches; ``"*"`` for any, only without credentials).
+    :param cors_credentials: allow credentialed cross-origin requests.
+    :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
+        pass the publish token or ``authorize(environ, "", "stats")``.
     """
 
     def __init__(
@@ -89,11 +101,15 @@ class PushMiddleware:
         authorize: Authorize | None = None,
         publish_token: str | None = None,
         max_message_bytes: int = 64 * 1024,
-        max_connections: int | None = None,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         poll_batch_limit: int = 1000,
         sse_retry: float = 2.0,
         on_subscribe: PresenceCallback | None = None,
         on_unsubscribe: PresenceCallback | None = None,
+        max_subscribers_per_channel: int | None = None,
+        cors_origins: Iterable[str] | None = None,
+        cors_credentials: bool = False,
+        expose_stats: bool = False,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with '/'")
@@ -109,10 +125,15 @@ class PushMiddleware:
         self.sse_retry = sse_retry
         self.on_subscribe = on_subscribe
         self.on_unsubscribe = on_unsubscribe
+        self.max_subscribers_per_channel = max_subscribers_per_channel
+        self.expose_stats = expose_stats
         self.gate = Gate(publish_token, authorize)
+        self.cors = None if cors_origins is None else CorsPolicy(cors_origins, cors_credentials)
         self.connections = Connections(max_connections)
+        self.stats = Stats()
         self.client_script = ClientScript()
         self._routes_start = prefix + "/"
+        lifecycle.register(self)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -121,30 +142,57 @@ class PushMiddleware:
         try:
             status, headers, body = self._dispatch(environ, path[len(self._routes_start) :])
         except PushError as error:
+            if error.status == 503:
+                self.stats.refused_over_limit += 1
             status, headers, body = error_response(error)
+        if self.cors is not None:
+            headers += self.cors.headers(environ)
+        if self.connections.draining:
+            # Make a kept-alive client reconnect on a fresh connection, which
+            # lands on a live process.
+            headers.append(("Connection", "close"))
         start_response(status, headers)
         return body
 
     def end_connections(self) -> None:
         """End every open stream and long poll now; clients reconnect and resume.
 
-        Used for a graceful shutdown, or to move clients to other workers.
+        Used to move clients to other workers; see also :meth:`drain`.
         """
         self.connections.end_all()
         self.broker.wake_all()
+
+    def drain(self) -> None:
+        """End every connection for good: this process is going away.
+
+        Requests that still arrive get an immediately finished answer with
+        ``Connection: close``, so clients reconnect elsewhere and resume.
+        """
+        self.connections.draining = True
+        self.end_connections()
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """The counters of ``GET /stats`` as a dict."""
+        return self.stats.as_dict(self.connections.open_by_transport)
 
     # Routing ----------------------------------------------------------------
 
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
         if route == "client.js":
-            _check_method(method, ("GET", "HEAD"))
+            self._check_method(environ, ("GET", "HEAD"))
             return self.client_script.respond(environ)
+        if route == "stats" and self.expose_stats:
+            self._check_method(environ, ("GET",))
+            self.gate.check(environ, "", STATS)
+            return json_response(200, self.stats_snapshot())
         transport, slash, channel = route.partition("/")
         allowed = _CHANNEL_ROUTES.get(transport)
         if allowed is None or not slash:
             raise NotFound("no such endpoint")
-        _check_method(method, allowed)
+        if method == "OPTIONS" and self.cors is not None:
+            return self.cors.preflight(environ, allowed)
+        self._check_method(environ, allowed)
         try:
             check_channel(channel)
         except ValueError as error:
@@ -177,7 +225,17 @@ class PushMiddleware:
         stream_format: StreamFormat,
         transport: str,
     ) -> Response:
+        preamble = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
+        headers = [("Content-Type", stream_format.content_type), *stream_format.headers]
+        if self.connections.draining:
+            return status_line(200), headers, [preamble]
+        if (
+            self.max_subscribers_per_channel is not None
+            and self.broker.subscriber_count(channel) >= self.max_subscribers_per_channel
+        ):
+            raise ServiceUnavailable("too many subscribers on this channel")
         release = self.connections.open(transport)
+        self.stats.connections_opened[transport] += 1
         position = resume_position(self.broker, channel, requested)
         count = self.broker.add_subscriber(channel)
 
@@ -198,8 +256,6 @@ class PushMiddleware:
             except BaseException:
                 leave()
                 raise
-        # The first chunk goes out at once so that headers are flushed.
-        preamble = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
         messages = follow(
             self.broker,
             channel,
@@ -207,19 +263,25 @@ class PushMiddleware:
             stream_format,
             self.heartbeat,
             self.connections.ended_check(),
+            self.stats,
         )
-        headers = [("Content-Type", stream_format.content_type), *stream_format.headers]
+        # The preamble goes out at once so that headers reach the client.
         return status_line(200), headers, ClosingIterator(chain([preamble], messages), leave)
 
     def _poll(self, channel: str, params: dict[str, str]) -> Response:
         requested = parse_position(params.get("since"), "since")
-        timeout = parse_timeout(params.get("timeout"), self.poll_timeout)
+        timeout = 0.0 if self.connections.draining else parse_timeout(
+            params.get("timeout"), self.poll_timeout
+        )
         release = self.connections.open("poll")
+        self.stats.connections_opened["poll"] += 1
         try:
             position = resume_position(self.broker, channel, requested)
             batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)
         finally:
             release()
+        self.stats.deliveries += len(batch.messages)
+        self.stats.gaps_served += batch.gap is not None
         body = encode_poll_body(channel, batch)
         headers = [
             ("Content-Type", "application/json"),
@@ -239,9 +301,9 @@ class PushMiddleware:
             message_id = self.broker.publish(channel, body["data"], body.get("event"))
         except ValueError as error:
             raise BadRequest(str(error)) from None
+        self.stats.published_over_http += 1
         return json_response(201, {"id": message_id})
 
-
-def _check_method(method: str, allowed: tuple[str, ...]) -> None:
-    if method not in allowed:
-        raise MethodNotAllowed(allowed)
+    def _check_method(self, environ: WSGIEnvironment, allowed: tuple[str, ...]) -> None:
+        if environ.get("REQUEST_METHOD", "GET") not in allowed:
+            raise MethodNotAllowed(allowed + (("OPTIONS",) if self.cors is not None else ()))

@@ -21,18 +21,28 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import pywsgi
 
+from .lifecycle import drain_all
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 DEFAULT_BACKLOG = 4096
+DEFAULT_SEND_TIMEOUT = 30.0
 
 
 class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
-    """gevent's pywsgi server with ``TCP_NODELAY`` on every accepted connection."""
+    """gevent's pywsgi server with ``TCP_NODELAY`` on every accepted connection
+    and a socket timeout: a client whose socket takes no data for
+    ``send_timeout`` seconds is disconnected (it can resume by id later), so
+    a stuck reader holds nothing but its own greenlet for that long. The same
+    timeout closes idle kept-alive connections."""
+
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT
 
     def handle(self, sock: socket.socket, address: Any) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.send_timeout)
         super().handle(sock, address)
 
 
@@ -42,6 +52,7 @@ def make_server(
     port: int = 8000,
     *,
     backlog: int = DEFAULT_BACKLOG,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     access_log: bool = True,
     **server_options: Any,
 ) -> PushServer:
@@ -52,7 +63,9 @@ def make_server(
     """
     if not access_log:
         server_options["log"] = None
-    return PushServer((host, port), app, backlog=backlog, **server_options)
+    server = PushServer((host, port), app, backlog=backlog, **server_options)
+    server.send_timeout = send_timeout
+    return server
 
 
 def serve(
@@ -68,7 +81,16 @@ def serve(
 
 
 def run_until_signalled(server: PushServer, stop_timeout: float = 5.0) -> None:
-    """Run ``server`` (started or not) until SIGTERM or SIGINT stops it."""
+    """Run ``server`` (started or not) until SIGTERM or SIGINT, then shut down
+    gracefully: stop accepting, end every push connection so that clients
+    reconnect to a live process at once, and give other requests up to
+    ``stop_timeout`` seconds."""
+
+    def shut_down() -> None:
+        server.close()
+        drain_all()
+        server.stop(stop_timeout)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        gevent.signal_handler(signum, server.stop, stop_timeout)
+        gevent.signal_handler(signum, gevent.spawn, shut_down)
     server.serve_forever()

@@ -81,6 +81,11 @@ push = PushMiddleware(
     poll_timeout=float(_setting("POLL_TIMEOUT", "25")),
     max_message_bytes=int(_setting("MAX_MESSAGE_BYTES", "65536")),
     sse_retry=float(_setting("SSE_RETRY", "2")),
+    max_connections=int(_setting("MAX_CONNECTIONS", "10000")),
+    max_subscribers_per_channel=int(_setting("MAX_SUBSCRIBERS", "0")) or None,
+    cors_origins=_setting("CORS_ORIGINS", "").split(",") if _setting("CORS_ORIGINS", "") else None,
+    cors_credentials=_setting("CORS_CREDENTIALS", "") == "1",
+    expose_stats=True,
 )
 
 CLIENT_PAGE = b"""<!doctype html>

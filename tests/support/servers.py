@@ -80,17 +80,23 @@ class ServerProcess:
         self.stop()
 
 
-def pywsgi_server(app: str = "tests.support.apps:app", **env: str) -> ServerProcess:
+def pywsgi_server(
+    app: str = "tests.support.apps:app", server_args: tuple[str, ...] = (), **env: str
+) -> ServerProcess:
     """``python -m wsgi_push APP --port 0`` with the given test-app settings."""
     argv = [sys.executable, "-m", "wsgi_push", app, "--port", "0", "--no-access-log"]
-    return ServerProcess(argv, env).start()
+    return ServerProcess([*argv, *server_args], env).start()
 
 
 def gunicorn_server(
-    port: int, app: str = "tests.support.apps:app", workers: int = 1, **env: str
+    port: int,
+    app: str = "tests.support.apps:app",
+    workers: int = 1,
+    worker_class: str = "gevent",
+    **env: str,
 ) -> ServerProcess:
     argv = [
-        sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers),
+        sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers),
         "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket", app,
     ]  # fmt: skip
     return ServerProcess(argv, env).start(ready_url=f"http://127.0.0.1:{port}")

@@ -86,6 +86,9 @@ class Signals:
                 del self._events[channel]
         return ready()
 
+    def has_waiters(self, channel: str) -> bool:
+        return channel in self._events
+
     def notify(self, channel: str) -> None:
         """Wake every greenlet waiting on ``channel``."""
         event = self._events.pop(channel, None)

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from ..errors import TooManyChannels
 from ..message import Message, check_channel, check_data, check_event
 from .base import Batch, Broker, make_batch, plan_read
 from .history import History
@@ -23,10 +24,22 @@ class MemoryBroker(Broker):
 
         broker = MemoryBroker(max_messages=1000, max_age=3600)
         broker.publish("news", {"title": "hi"}, event="headline")  # -> 1
+
+    ``max_channels`` bounds how many channels are held: at the limit, idle
+    channels (nothing retained, no subscriber, no waiter) are dropped, and
+    if none is idle a new channel is refused with :class:`TooManyChannels`.
+    A dropped channel starts again at id 1; a client that still holds an
+    old id is told with a gap notice, never silently skipped.
     """
 
-    def __init__(self, max_messages: int = 1000, max_age: float | None = None) -> None:
+    def __init__(
+        self,
+        max_messages: int = 1000,
+        max_age: float | None = None,
+        max_channels: int = 100_000,
+    ) -> None:
         super().__init__(max_messages, max_age)
+        self.max_channels = max_channels
         self._histories: dict[str, History] = {}
 
     def publish(self, channel: str, data: Any, event: str | None = None) -> int:
@@ -37,7 +50,7 @@ class MemoryBroker(Broker):
         data = json.loads(check_data(data))
         history = self._histories.get(channel)
         if history is None:
-            history = self._histories[channel] = History(self.max_messages, self.max_age)
+            history = self._new_history(channel)
         message = Message(channel, history.last_id + 1, event, data, time.time())
         history.append(message)
         self.signals.notify(channel)
@@ -52,3 +65,30 @@ class MemoryBroker(Broker):
     def last_id(self, channel: str) -> int:
         history = self._histories.get(channel)
         return 0 if history is None else history.last_id
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._histories)
+
+    def _new_history(self, channel: str) -> History:
+        if len(self._histories) >= self.max_channels:
+            self.drop_idle_channels()
+            if len(self._histories) >= self.max_channels:
+                raise TooManyChannels(f"over {self.max_channels} channels")
+        history = self._histories[channel] = History(self.max_messages, self.max_age)
+        return history
+
+    def drop_idle_channels(self) -> int:
+        """Forget channels with nothing retained, no subscriber and no waiter."""
+        idle = []
+        for channel, history in self._histories.items():
+            history.expire()
+            if not (
+                history.retained
+                or self.subscriber_count(channel)
+                or self.signals.has_waiters(channel)
+            ):
+                idle.append(channel)
+        for channel in idle:
+            del self._histories[channel]
+        return len(idle)

@@ -15,6 +15,7 @@ import gevent
 from ..brokers.base import Batch, Broker
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
+from ..stats import Stats
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def follow(
     stream_format: StreamFormat,
     heartbeat: float,
     ending: Callable[[], bool],
+    stats: Stats,
 ) -> Iterator[bytes]:
     """Yield every message after ``position`` as it is published, forever.
 
@@ -66,6 +68,8 @@ def follow(
             continue
         if batch:
             position = batch.last_id
+            stats.deliveries += len(batch.messages)
+            stats.gaps_served += batch.gap is not None
             yield stream_format.encode_batch(batch)
         elif not broker.wait(channel, position, heartbeat):
             yield stream_format.heartbeat

@@ -1,0 +1,28 @@
+"""Ending every push connection of this process, for a graceful shutdown.
+
+Servers call :func:`drain_all` once they have stopped accepting new
+connections: every :class:`~wsgi_push.PushMiddleware` in the process ends its
+open streams and long polls at once (clients reconnect to a live process and
+resume by id), and answers requests still arriving on kept-alive
+connections with an immediately finished response and ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from weakref import WeakSet
+
+if TYPE_CHECKING:
+    from .middleware import PushMiddleware
+
+_middlewares: WeakSet[PushMiddleware] = WeakSet()
+
+
+def register(middleware: PushMiddleware) -> None:
+    _middlewares.add(middleware)
+
+
+def drain_all() -> None:
+    """Drain every live PushMiddleware of this process."""
+    for middleware in list(_middlewares):
+        middleware.drain()

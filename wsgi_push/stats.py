@@ -1,0 +1,32 @@
+"""Counters a process keeps about its push traffic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Stats:
+    """Running totals since the middleware started (per process).
+
+    Open connections live in :class:`~wsgi_push.connections.Connections`;
+    these are the cumulative counts next to them.
+    """
+
+    published_over_http: int = 0
+    deliveries: int = 0
+    gaps_served: int = 0
+    refused_over_limit: int = 0
+    connections_opened: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self, open_connections: Counter[str]) -> dict[str, Any]:
+        return {
+            "open_connections": dict(open_connections),
+            "connections_opened": dict(self.connections_opened),
+            "published_over_http": self.published_over_http,
+            "deliveries": self.deliveries,
+            "gaps_served": self.gaps_served,
+            "refused_over_limit": self.refused_over_limit,
+        }
