@@ -196,7 +196,7 @@ class RedisBroker(Broker):
         to serve a wake-up of many local subscribers from one Redis read.
     :param max_cached_channels: channels this process keeps such a cache for.
     :param redis_options: passed to the connection pool built from the URL
-        (defaults: ``max_connections=16``, fail-fast timeouts, one immediate
+        (defaults: ``max_connections=8``, fail-fast timeouts, one immediate
         retry, so an outage surfaces at once as
         :class:`~wsgi_push.BrokerUnavailable`).
 
@@ -516,7 +516,7 @@ def _pool_from_url(redis: ModuleType, url: str, options: dict[str, Any]) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    options.setdefault("max_connections", 16)
+    options.setdefault("max_connections", 8)
     options.setdefault("timeout", 5)  # wait for a free pooled connection
     options.setdefault("socket_timeout", 5)
     options.setdefault("socket_connect_timeout", 2)
