@@ -23,5 +23,10 @@ def fuzz_settings(examples: int) -> settings:
         deadline=None,
         database=None,
         print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            # Fixtures (live servers) are meant to outlive the examples.
+            HealthCheck.function_scoped_fixture,
+        ],
     )
