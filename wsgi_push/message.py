@@ -15,10 +15,30 @@ from typing import Any
 
 DEFAULT_EVENT = "message"
 GAP_EVENT = "gap"
+MAX_NESTING = 128
+"""Deepest nesting of lists and objects a message's data may have."""
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 # Event names travel in an SSE field, so no line breaks or other controls.
 _EVENT_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in ``value`` (0 for a scalar), found
+    level by level without recursion; stops counting past :data:`MAX_NESTING`."""
+    depth = 0
+    level = [value]
+    while depth <= MAX_NESTING:
+        containers = [item for item in level if isinstance(item, (list, tuple, dict))]
+        if not containers:
+            break
+        depth += 1
+        level = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+        ]
+    return depth
 
 
 def dumps(value: Any) -> str:
@@ -52,7 +72,14 @@ def check_event(event: str | None) -> str:
 
 
 def check_data(data: Any) -> str:
-    """Return ``data`` as compact JSON, or raise ValueError if JSON can't carry it."""
+    """Return ``data`` as compact JSON, or raise ValueError if JSON can't carry it.
+
+    Nesting is bounded: the JSON codec recurses per level, so data nested
+    near the interpreter's recursion limit could be stored and then fail to
+    encode for every subscriber of the channel.
+    """
+    if nesting_depth(data) > MAX_NESTING:
+        raise ValueError(f"data is nested deeper than {MAX_NESTING} levels")
     try:
         encoded = dumps(data)
         encoded.encode("utf-8")

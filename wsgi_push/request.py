@@ -68,16 +68,29 @@ def read_json_body(environ: WSGIEnvironment, max_bytes: int) -> Any:
     """
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("Content-Length must be a non-negative integer")
         if int(declared) > max_bytes:
             raise PayloadTooLarge(f"request body over {max_bytes} bytes")
-        body = environ["wsgi.input"].read(int(declared))
+        body = _read(environ, int(declared))
     else:
-        body = environ["wsgi.input"].read(max_bytes + 1)
+        body = _read(environ, max_bytes + 1)
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"request body over {max_bytes} bytes")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("request body must be JSON") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+
+
+def _read(environ: WSGIEnvironment, size: int) -> bytes:
+    """Read up to ``size`` body bytes; a body cut short is the client's error."""
+    try:
+        body: bytes = environ["wsgi.input"].read(size)
+    except OSError:
+        # gevent's pywsgi raises this when the client ends the body before
+        # its Content-Length (or mid-chunk); there is nothing to answer but 400.
+        raise BadRequest("request body ended early") from None
+    return body
