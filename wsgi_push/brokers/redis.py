@@ -158,16 +158,29 @@ def import_redis() -> ModuleType:
 class _LocalChannel:
     """What this process knows of one channel: ``known_last`` (from
     notifications and reads) and ``recent``, a small cache of the newest
-    messages shared by all local subscribers. ``epoch`` is the listener
-    session the knowledge dates from; the cache is trusted only within it."""
+    messages shared by all local subscribers. ``first_retained`` is Redis's
+    oldest retained id at the latest read. ``epoch`` is the listener session
+    the knowledge dates from; the cache is trusted only within it."""
 
-    __slots__ = ("recent", "known_last", "epoch", "lock")
+    __slots__ = ("recent", "known_last", "first_retained", "epoch", "lock")
 
     def __init__(self, cache_messages: int, max_age: float | None) -> None:
         self.recent = History(cache_messages, max_age)
         self.known_last = 0
+        self.first_retained = 0
         self.epoch = -1
         self.lock = Semaphore()
+
+    def covers(self, after: int) -> bool:
+        """Whether the cache holds every retained message after ``after``
+        (position 0, "everything retained", needs Redis's oldest one too)."""
+        recent = self.recent
+        if not recent.retained:
+            # Known in full without a message only if it never had one.
+            return recent.last_id == 0 and self.first_retained == 0
+        if after == 0:
+            return recent.first_id == self.first_retained
+        return recent.first_id - 1 <= after <= recent.last_id
 
     def remember(self, messages: list[Message]) -> None:
         """Merge freshly read messages (contiguous, in id order) into the cache."""
@@ -325,9 +338,7 @@ class RedisBroker(Broker):
         if not self._listening or local.epoch != self._epoch:
             return None
         recent.expire()
-        if recent.last_id != local.known_last or not recent.retained:
-            return None
-        if after == 0 or not recent.first_id - 1 <= after <= recent.last_id:
+        if recent.last_id != local.known_last or not local.covers(after):
             return None
         return recent.read(after, limit)
 
@@ -337,16 +348,11 @@ class RedisBroker(Broker):
         epoch = self._epoch if self._listening else -1
         recent = local.recent
         # A subscriber the cache already covers only needs what is newer.
-        extend = (
-            self._listening
-            and epoch == local.epoch
-            and recent.retained
-            and after != 0
-            and recent.first_id - 1 <= after <= recent.last_id
-        )
+        extend = self._listening and epoch == local.epoch and local.covers(after)
         start = recent.last_id if extend else after
         last, first, messages = self._fetch(channel, start, None if extend else limit)
         local.known_last = max(local.known_last, last)
+        local.first_retained = first
         local.epoch = epoch
         local.remember(messages)
         cached = self._read_cached(local, after, limit)
