@@ -12,7 +12,8 @@ function describeRate(rate) {
 }
 
 function show(message) {
-  const delay = Date.now() - message.data.sent;
+  // Sub-millisecond wall-clock time; Date.now() would round to whole ms.
+  const delay = Math.max(0, performance.timeOrigin + performance.now() - message.data.sent);
   received += 1;
   recentDelays.push(delay);
   if (recentDelays.length > 100) {

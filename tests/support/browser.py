@@ -7,6 +7,7 @@ is missing the browser tests fail, loudly, rather than skip.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,7 @@ def new_page(browser: Browser) -> Iterator[Any]:
     errors: list[str] = []
 
     def open_page() -> Page:
-        context = browser.new_context(viewport={"width": 900, "height": 640})
+        context = browser.new_context(viewport={"width": 860, "height": 460})
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         page = context.new_page()
@@ -86,6 +87,14 @@ def wait_for(page: Page, expression: str, arg: Any = None, timeout: float = WAIT
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save ``name``.png into ``$PUSH_SCREENSHOTS`` when that is set."""
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+    """Save ``name``.png into ``$PUSH_SCREENSHOTS`` when that is set, cut to
+    64 colours (a quarter of the size) because they are checked in; this
+    needs Pillow, which only whoever regenerates them must install."""
+    if not SCREENSHOTS:
+        return
+    from PIL import Image
+
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    image.quantize(colors=64).save(folder / f"{name}.png", optimize=True)
