@@ -17,17 +17,14 @@ from typing import Any
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
 from .lifecycle import drain_all
-from .server import DEFAULT_SEND_TIMEOUT
+from .server import PushServer
 
 
 class GeventWorker(_GeventWorker):  # type: ignore[misc]
-    send_timeout: float | None = DEFAULT_SEND_TIMEOUT
     _drained = False
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        if client.family in (socket.AF_INET, socket.AF_INET6):
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.settimeout(self.send_timeout)
+        PushServer.tune_socket(client)
         super().handle(listener, client, addr)
 
     def notify(self) -> None:

@@ -28,6 +28,25 @@ if TYPE_CHECKING:
 
 DEFAULT_BACKLOG = 4096
 DEFAULT_SEND_TIMEOUT = 30.0
+# Linux grows a socket's send buffer up to 4 MiB: a stuck reader could park
+# that much kernel memory and hide from the send timeout for a long while.
+DEFAULT_SEND_BUFFER = 128 * 1024
+
+
+class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
+    """pywsgi's handler, quiet about clients dropped by the send timeout.
+
+    A socket timeout once the response has started means the client took no
+    data for ``send_timeout`` seconds: close the connection without logging a
+    traceback (it resumes by id when it comes back).
+    """
+
+    def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
+        if self.headers_sent and issubclass(exc_type, TimeoutError):
+            self.close_connection = True
+            self.server.slow_clients_dropped += 1
+            return
+        super().handle_error(exc_type, value, tb)
 
 
 class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
@@ -35,15 +54,30 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
     and a socket timeout: a client whose socket takes no data for
     ``send_timeout`` seconds is disconnected (it can resume by id later), so
     a stuck reader holds nothing but its own greenlet for that long. The same
-    timeout closes idle kept-alive connections."""
+    timeout closes idle kept-alive connections. ``send_buffer`` caps the
+    kernel's send buffer per connection (None: the kernel's autotuning)."""
 
+    handler_class = PushHandler
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT
+    send_buffer: int | None = DEFAULT_SEND_BUFFER
+    slow_clients_dropped = 0
 
     def handle(self, sock: socket.socket, address: Any) -> None:
+        self.tune_socket(sock, self.send_timeout, self.send_buffer)
+        super().handle(sock, address)
+
+    @staticmethod
+    def tune_socket(
+        sock: socket.socket,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        send_buffer: int | None = DEFAULT_SEND_BUFFER,
+    ) -> None:
+        """Nagle off, bounded send buffer, send timeout: what a push connection needs."""
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.send_timeout)
-        super().handle(sock, address)
+        if send_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        sock.settimeout(send_timeout)
 
 
 def make_server(
@@ -53,6 +87,7 @@ def make_server(
     *,
     backlog: int = DEFAULT_BACKLOG,
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+    send_buffer: int | None = DEFAULT_SEND_BUFFER,
     access_log: bool = True,
     **server_options: Any,
 ) -> PushServer:
@@ -65,6 +100,7 @@ def make_server(
         server_options["log"] = None
     server = PushServer((host, port), app, backlog=backlog, **server_options)
     server.send_timeout = send_timeout
+    server.send_buffer = send_buffer
     return server
 
 

@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ class ServerProcess:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.output: deque[str] = deque(maxlen=200)  # the last lines, for diagnosis
 
     def start(self, ready_url: str | None = None) -> ServerProcess:
         self.process = subprocess.Popen(
@@ -44,8 +47,16 @@ class ServerProcess:
             self.url = self._read_url()
         else:
             self.url = ready_url
+        # Keep draining the output: a full pipe would freeze the server.
+        threading.Thread(target=self._drain_output, daemon=True).start()
+        if ready_url is not None:
             wait_until(lambda: _answers(ready_url + "/"), START_TIMEOUT, "server to answer")
         return self
+
+    def _drain_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def _read_url(self) -> str:
         assert self.process is not None and self.process.stdout is not None
