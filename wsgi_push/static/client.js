@@ -234,9 +234,16 @@
     this._call(handler, message);
   };
 
+  /* Run a page's callback. Its exception is rethrown on its own, so that it
+   * shows in the console but doesn't break the connection being read. */
   Subscription.prototype._call = function (callback, argument) {
-    if (typeof callback === "function") {
+    if (typeof callback !== "function") {
+      return;
+    }
+    try {
       callback.call(this, argument);
+    } catch (error) {
+      setTimeout(function () { throw error; }, 0);
     }
   };
 
@@ -337,7 +344,6 @@
   root.WsgiPush = {
     subscribe: function (channel, options) {
       return new Subscription(channel, options);
-    },
-    Subscription: Subscription
+    }
   };
 })(typeof self !== "undefined" ? self : this);
