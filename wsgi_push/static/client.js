@@ -89,9 +89,15 @@
 
   function fetchRequest(url, onText, onEnd) {
     var controller = new AbortController();
-    var aborted = false;
+    var finished = false;
     var status = 0;
-    root.fetch(url, {cache: "no-store", signal: controller.signal, headers: {Accept: "*/*"}})
+    function finish(error) {
+      if (!finished) {
+        finished = true;
+        onEnd(status, error);
+      }
+    }
+    root.fetch(url, {cache: "no-store", signal: controller.signal})
       .then(function (response) {
         status = response.status;
         var reader = response.body.getReader();
@@ -100,7 +106,7 @@
           return reader.read().then(function (step) {
             if (step.done) {
               onText(decoder.decode(), status);
-              return onEnd(status, null);
+              return finish(null);
             }
             onText(decoder.decode(step.value, {stream: true}), status);
             return pump();
@@ -108,13 +114,9 @@
         }
         return pump();
       })
-      .catch(function (error) {
-        if (!aborted) {
-          onEnd(status, error);
-        }
-      });
+      .catch(finish);
     return function () {
-      aborted = true;
+      finished = true;
       controller.abort();
     };
   }
@@ -127,9 +129,9 @@
     var xhr = new XMLHttpRequest();
     var seen = 0;
     var finished = false;
-    function finish(error) {
+    function finish(status, error) {
       finished = true;
-      onEnd(xhr.status, error);
+      onEnd(status, error);
     }
     xhr.onreadystatechange = function () {
       if (finished || xhr.readyState < 3) {
@@ -141,14 +143,15 @@
         seen = text.length;
       }
       if (xhr.readyState === 4) {
-        finish(xhr.status === 0 ? new Error("network error") : null);
+        finish(xhr.status, xhr.status === 0 ? new Error("network error") : null);
       } else if (seen > XHR_TEXT_LIMIT) {
+        var status = xhr.status; // abort() resets it to 0
+        finished = true;
         xhr.abort();
-        finish(null);
+        finish(status, null);
       }
     };
     xhr.open("GET", url, true);
-    xhr.setRequestHeader("Cache-Control", "no-cache");
     xhr.send();
     return function () {
       finished = true;
