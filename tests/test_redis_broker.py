@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import gevent
 import pytest
 import redis
 
@@ -177,14 +178,32 @@ def test_from_url_connects_over_a_unix_socket(
 
 def test_presence_is_summed_over_processes(redis_server: RedisServer, broker: RedisBroker) -> None:
     other = RedisBroker.from_url(redis_server.url)
-    assert broker.add_subscriber("room") == 1
-    assert other.add_subscriber("room") == 2
-    assert other.add_subscriber("room") == 3
+    broker.add_subscriber("room")
+    assert broker.subscriber_count("room") == 1
+    other.add_subscriber("room")
+    other.add_subscriber("room")
+    assert other.subscriber_count("room") == 3
     assert broker.subscriber_count("room") == 3
-    assert other.remove_subscriber("room") == 2
+    other.remove_subscriber("room")
+    assert other.subscriber_count("room") == 2
     other.close()
     assert broker.subscriber_count("room") == 1
-    assert broker.remove_subscriber("room") == 0
+    broker.remove_subscriber("room")
+    assert broker.subscriber_count("room") == 0
+
+
+def test_a_burst_of_joins_is_written_in_the_background(
+    redis_server: RedisServer, broker: RedisBroker
+) -> None:
+    """Joining does no I/O; the presence keeper writes the burst for others to see."""
+    other = RedisBroker.from_url(redis_server.url)
+    for _ in range(100):
+        broker.add_subscriber("burst")
+    # gevent.sleep(0) lets the keeper greenlet run in this unpatched test process.
+    wait_until(
+        lambda: gevent.sleep(0) or other.subscriber_count("burst") == 100, 5, "the burst"
+    )
+    other.close()
 
 
 _CRASHING_PROCESS = """
@@ -193,6 +212,7 @@ from wsgi_push import RedisBroker
 broker = RedisBroker.from_url(sys.argv[1], presence_ttl=1.0)
 broker.add_subscriber("room")
 broker.add_subscriber("room")
+broker.subscriber_count("room")  # writes this process's count now
 print("joined", flush=True)
 sys.stdin.read()
 """

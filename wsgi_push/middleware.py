@@ -237,14 +237,14 @@ class PushMiddleware:
         release = self.connections.open(transport)
         self.stats.connections_opened[transport] += 1
         position = resume_position(self.broker, channel, requested)
-        count = self.broker.add_subscriber(channel)
+        self.broker.add_subscriber(channel)
 
         def leave() -> None:
             release()
-            remaining = self.broker.remove_subscriber(channel)
+            self.broker.remove_subscriber(channel)
             if self.on_unsubscribe is not None:
                 try:
-                    self.on_unsubscribe(environ, channel, remaining)
+                    self.on_unsubscribe(environ, channel, self.broker.subscriber_count(channel))
                 except Exception:
                     # The connection is gone either way; don't let the app's
                     # callback break the server's cleanup.
@@ -252,7 +252,7 @@ class PushMiddleware:
 
         if self.on_subscribe is not None:
             try:
-                self.on_subscribe(environ, channel, count)
+                self.on_subscribe(environ, channel, self.broker.subscriber_count(channel))
             except BaseException:
                 leave()
                 raise

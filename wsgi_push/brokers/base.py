@@ -147,17 +147,19 @@ class Broker(ABC):
 
     # Presence ---------------------------------------------------------------
 
-    def add_subscriber(self, channel: str) -> int:
-        """Count one more subscriber of ``channel``; returns the new count."""
-        self._subscribers[channel] += 1
-        return self.subscriber_count(channel)
+    def add_subscriber(self, channel: str) -> None:
+        """Count one more subscriber of ``channel`` in this process.
 
-    def remove_subscriber(self, channel: str) -> int:
-        """Count one subscriber fewer; returns the new count."""
+        Cheap on purpose (no I/O): it runs on every connect. Ask
+        :meth:`subscriber_count` when the number matters.
+        """
+        self._subscribers[channel] += 1
+
+    def remove_subscriber(self, channel: str) -> None:
+        """Count one subscriber of ``channel`` fewer in this process."""
         self._subscribers[channel] -= 1
         if self._subscribers[channel] <= 0:
             del self._subscribers[channel]
-        return self.subscriber_count(channel)
 
     def subscriber_count(self, channel: str) -> int:
         """How many streaming subscribers ``channel`` has."""

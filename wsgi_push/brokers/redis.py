@@ -42,6 +42,7 @@ from types import ModuleType
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from gevent.lock import Semaphore
 
 from ..errors import BrokerUnavailable
@@ -277,6 +278,8 @@ class RedisBroker(Broker):
         self._channels: dict[str, _LocalChannel] = {}
         self._listener: gevent.Greenlet | None = None
         self._presence_keeper: gevent.Greenlet | None = None
+        self._presence_dirty: set[str] = set()
+        self._presence_pending = Event()
         self._listening = False
         self._epoch = 0
 
@@ -457,11 +460,28 @@ class RedisBroker(Broker):
 
     # Presence across processes ------------------------------------------------
 
+    def add_subscriber(self, channel: str) -> None:
+        self._same_process()
+        super().add_subscriber(channel)
+        self._presence_changed(channel)
+
+    def remove_subscriber(self, channel: str) -> None:
+        self._same_process()
+        super().remove_subscriber(channel)
+        self._presence_changed(channel)
+
+    def _presence_changed(self, channel: str) -> None:
+        """Note the change; the keeper writes a burst of them in one round
+        trip, so 1,000 joins don't queue on the connection pool."""
+        self._presence_dirty.add(channel)
+        self._presence_pending.set()
+        self._start_presence_keeper()
+
     def subscriber_count(self, channel: str) -> int:
         """Subscribers of ``channel`` in every live process.
 
-        Also records this process's own count, so add/remove stay one round
-        trip. While Redis is unreachable, answers this process's count.
+        Also records this process's own count for it first. While Redis is
+        unreachable, answers this process's count.
         """
         self._same_process()
         local_count = self._subscribers.get(channel, 0)
@@ -490,15 +510,25 @@ class RedisBroker(Broker):
             self._presence_keeper = gevent.spawn(self._keep_presence)
 
     def _keep_presence(self) -> None:
-        """Rewrite this process's counts every third of ``presence_ttl``, which
-        keeps them alive and repairs them after an outage."""
+        """Write changed counts as they come (batched), and rewrite them all
+        every third of ``presence_ttl``, which keeps them alive and repairs
+        them after an outage."""
         while True:
-            gevent.sleep(self.presence_ttl / 3)
+            changed = self._presence_pending.wait(self.presence_ttl / 3)
+            self._presence_pending.clear()
+            dirty, self._presence_dirty = self._presence_dirty, set()
+            counts = (
+                [(channel, self._subscribers.get(channel, 0)) for channel in dirty]
+                if changed
+                else list(self._subscribers.items())
+            )
             try:
                 with self._redis_call():
-                    self._presence("", list(self._subscribers.items()), replace=True)
+                    self._presence("", counts, replace=not changed)
             except BrokerUnavailable as error:
+                self._presence_dirty |= dirty
                 logger.warning("wsgi_push: could not refresh presence: %s", error)
+                gevent.sleep(self.poll_interval)
 
     def close(self) -> None:
         """Stop this process's greenlets, withdraw its presence, release connections."""
