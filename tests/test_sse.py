@@ -15,6 +15,7 @@ from wsgi_push.transports.sse import (
     encode_event,
     encode_gap,
     encode_message,
+    encode_position,
     encode_retry,
 )
 
@@ -44,8 +45,11 @@ def test_gap_notice_has_no_id() -> None:
     assert encode_gap(Gap(3, 5, 9)) == (b'event: gap\ndata: {"requested":3,"first":5,"last":9}\n\n')
 
 
-def test_retry_and_heartbeat() -> None:
+def test_retry_position_and_heartbeat() -> None:
     assert encode_retry(2.5) == b"retry: 2500\n\n"
+    parser = SSEParser()
+    assert parser.feed(encode_position(41).decode()) == []  # no event fires...
+    assert parser.last_event_id == "41"  # ...but the browser remembers the position
     assert HEARTBEAT.startswith(b":") and HEARTBEAT.strip(b"\n")
 
 
@@ -98,3 +102,13 @@ def test_heartbeat_comments_while_idle(server: ServerProcess) -> None:
                 break
     gaps = [later - earlier for earlier, later in pairwise(arrivals)]
     assert all(0.35 < gap < 1.5 for gap in gaps), gaps
+
+
+def test_stream_opens_with_the_resume_position(server: ServerProcess) -> None:
+    """A browser that connected "from now" and loses the connection before the
+    first message reconnects with Last-Event-ID = where it started."""
+    for n in range(3):
+        publish(server.url, "opening", n)
+    with requests.get(f"{server.url}/push/sse/opening", stream=True, timeout=5) as response:
+        first = next(response.iter_content(chunk_size=None))
+    assert first == b"retry: 2000\n\nid: 3\n\n"

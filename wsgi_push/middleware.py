@@ -47,7 +47,7 @@ from .responses import Response, error_response, json_response, status_line
 from .stats import Stats
 from .transports.base import StreamFormat, follow, resume_position
 from .transports.poll import encode_poll_body, long_poll
-from .transports.sse import SSE_FORMAT, encode_retry
+from .transports.sse import SSE_FORMAT, encode_position, encode_retry
 from .transports.stream import NDJSON_FORMAT
 
 if TYPE_CHECKING:
@@ -225,10 +225,11 @@ class PushMiddleware:
         stream_format: StreamFormat,
         transport: str,
     ) -> Response:
-        preamble = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
+        # The opening goes out at once so that headers reach the client.
+        opening = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
         headers = [("Content-Type", stream_format.content_type), *stream_format.headers]
         if self.connections.draining:
-            return status_line(200), headers, [preamble]
+            return status_line(200), headers, [opening]
         if (
             self.max_subscribers_per_channel is not None
             and self.broker.subscriber_count(channel) >= self.max_subscribers_per_channel
@@ -237,6 +238,8 @@ class PushMiddleware:
         release = self.connections.open(transport)
         self.stats.connections_opened[transport] += 1
         position = resume_position(self.broker, channel, requested)
+        if transport == "sse":
+            opening += encode_position(position)
         self.broker.add_subscriber(channel)
 
         def leave() -> None:
@@ -265,8 +268,7 @@ class PushMiddleware:
             self.connections.ended_check(),
             self.stats,
         )
-        # The preamble goes out at once so that headers reach the client.
-        return status_line(200), headers, ClosingIterator(chain([preamble], messages), leave)
+        return status_line(200), headers, ClosingIterator(chain([opening], messages), leave)
 
     def _poll(self, channel: str, params: dict[str, str]) -> Response:
         requested = parse_position(params.get("since"), "since")

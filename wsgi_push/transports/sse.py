@@ -51,6 +51,14 @@ def encode_retry(seconds: float) -> bytes:
     return b"retry: %d\n\n" % round(seconds * 1000)
 
 
+def encode_position(position: int) -> bytes:
+    """An ``id:`` with no data: the browser stores it as its last event id
+    without firing an event. Sent after ``retry:``, it makes a browser that
+    loses the connection before the first message resume from where it
+    started, not from "now"."""
+    return b"id: %d\n\n" % position
+
+
 SSE_FORMAT = StreamFormat(
     content_type=CONTENT_TYPE,
     encode_message=encode_message,
