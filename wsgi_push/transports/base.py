@@ -26,13 +26,19 @@ class StreamFormat:
     encode_message: Callable[[Message], bytes]
     encode_gap: Callable[[Gap], bytes]
     heartbeat: bytes
-    headers: tuple[tuple[str, str], ...] = ()
+    # Streams must reach the client as written: no caching, no proxy buffering.
+    headers: tuple[tuple[str, str], ...] = (
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),
+    )
 
     def encode_batch(self, batch: Batch) -> bytes:
         """One chunk for a batch: the gap notice first, then each message
         (each encoded once and shared by every subscriber)."""
-        parts = [self.encode_gap(batch.gap)] if batch.gap is not None else []
         encode = self.encode_message
+        if batch.gap is None and len(batch.messages) == 1:
+            return batch.messages[0].encoded(encode)  # the usual wake-up: share the bytes
+        parts = [self.encode_gap(batch.gap)] if batch.gap is not None else []
         parts.extend(message.encoded(encode) for message in batch.messages)
         return b"".join(parts)
 
@@ -71,5 +77,7 @@ def follow(
             stats.deliveries += len(batch.messages)
             stats.gaps_served += batch.gap is not None
             yield stream_format.encode_batch(batch)
-        elif not broker.wait(channel, position, heartbeat):
+        # No second read after a batch: wait() first compares the channel's
+        # last id with ours, and returns at once if more came meanwhile.
+        if not broker.wait(channel, position, heartbeat):
             yield stream_format.heartbeat

@@ -64,5 +64,4 @@ SSE_FORMAT = StreamFormat(
     encode_message=encode_message,
     encode_gap=encode_gap,
     heartbeat=HEARTBEAT,
-    headers=(("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")),
 )
