@@ -200,3 +200,26 @@ def test_close_ends_the_connection(page: Any, live: ServerProcess) -> None:
     publish(live.url, channel, "after close")  # the write that notices the close
     wait_until(lambda: subscribers(live, channel) == 0, 10, "the server to see the subscriber go")
     assert page.evaluate("received") == []
+
+
+@pytest.mark.parametrize("transport", ["sse", "stream"])
+def test_subscription_from_now_survives_a_cut_before_its_first_message(
+    page: Any, live: ServerProcess, transport: str
+) -> None:
+    """Subscribed with no position, cut before any message arrived, and a
+    message published before the reconnect: it still arrives, exactly once."""
+    channel = f"from-now-{transport}"
+    for n in range(3):
+        publish(live.url, channel, n)
+    open_client(page, live, channel, transport=transport)
+    wait_for(page, "opens >= 1")
+    wait_until(lambda: subscribers(live, channel) == 1, 10, "the subscriber")
+    requests.post(live.url + "/_test/cut", timeout=5)
+    publish(live.url, channel, "published while cut")
+    wait_for(page, "opens >= 2")
+    publish(live.url, channel, "after the reconnect")
+    wait_for(page, "received.length >= 2")
+    assert page.evaluate("received.map((m) => [m.id, m.data])") == [
+        [4, "published while cut"],
+        [5, "after the reconnect"],
+    ]

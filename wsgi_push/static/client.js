@@ -185,8 +185,16 @@
     }
   };
 
+  /* A subscription "from now" must survive a cut before its first message
+   * too: stream and SSE first learn where "now" is (a long poll with timeout
+   * 0 answers at once with last_id), then connect from there. */
   Subscription.prototype._connect = function () {
-    if (!this.closed) {
+    if (this.closed) {
+      return;
+    }
+    if (this.lastId === null && this.transport !== "poll") {
+      this._poll(0);
+    } else {
       this["_" + this.transport]();
     }
   };
@@ -312,10 +320,13 @@
 
   /* Long polling: each answer carries everything after `since` and the
    * position to ask from next (`last_id`), so nothing falls between polls. */
-  Subscription.prototype._poll = function () {
+  Subscription.prototype._poll = function (timeout) {
     var self = this;
     var body = "";
-    var position = {since: this.lastId, timeout: this.options.pollTimeout};
+    var position = {
+      since: this.lastId,
+      timeout: timeout === undefined ? this.options.pollTimeout : timeout
+    };
     this._stop = request(this._url("poll", position), function (text) { body += text; },
       function (status, error) {
         var answer = null;
@@ -330,7 +341,7 @@
           self._retry(status, error ? String(error) : body);
           return;
         }
-        if (!self._connected) {
+        if (!self._connected && self.transport === "poll") {
           self._opened();
         }
         if (answer.gap) {
