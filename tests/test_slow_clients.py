@@ -18,7 +18,7 @@ from tests.support.servers import open_connections, pywsgi_server, wait_until
 STUCK = READERS = 300
 MESSAGES = 300
 PAYLOAD = "x" * 2000
-_ID = re.compile(rb"\nid: (\d+)\n")
+_ID = re.compile(rb"\nid: (\d+)\nevent: bulk\n")  # messages, not the opening id
 
 
 def connect(base_url: str, path: str, receive_buffer: int | None = None) -> socket.socket:

@@ -34,12 +34,21 @@ DEFAULT_SEND_BUFFER = 128 * 1024
 
 
 class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
-    """pywsgi's handler, quiet about clients dropped by the send timeout.
+    """pywsgi's handler, lean for many idle connections and quiet about
+    clients dropped by the send timeout.
 
     A socket timeout once the response has started means the client took no
     data for ``send_timeout`` seconds: close the connection without logging a
     traceback (it resumes by id when it comes back).
     """
+
+    # The request reader's buffer lives as long as the connection; pywsgi's
+    # default (8 KiB) is most of what an idle subscriber costs. Longer
+    # request lines and headers still parse, in more reads.
+    read_buffer = 1024
+
+    def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
+        super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
 
     def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
         if self.headers_sent and issubclass(exc_type, TimeoutError):
