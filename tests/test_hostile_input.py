@@ -27,10 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.clients import AUTH, TOKEN, ndjson_objects, publish, sse_events
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import event_names, fuzz_settings, json_values
 from tests.support.logs import ServerLog
 from tests.support.servers import ServerProcess, pywsgi_server, wait_until
-from tests.test_sse_fuzz import event_names, json_values
 
 TIMEOUT = 5.0  # seconds any single exchange may take before it counts as a hang
 MAX_BODY = 65536  # the test app's max_message_bytes

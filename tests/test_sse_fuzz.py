@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.clients import SSEEvent, SSEParser
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import LINE_BREAKS, event_names, fuzz_settings, json_values, texts
 from wsgi_push import MemoryBroker
 from wsgi_push.message import Gap, Message, check_data, check_event, dumps
 from wsgi_push.transports import sse, stream
@@ -27,31 +27,10 @@ from wsgi_push.transports.poll import encode_poll_body
 
 CHANNEL = "fuzz"
 
-# Pieces that stress the event-stream grammar, mixed into arbitrary unicode.
-LINE_BREAKS = st.sampled_from(["\r", "\n", "\r\n", "\n\r", "\r\r\n", "\n\n"])
-TRICKY = st.sampled_from(
-    ["\0", " ", "  ", ":", ": x", "data: x", "id: 9", "event: gap", "retry: 1", "\ufeff", "\t"]
-    + ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x7f", "\U0001f600", "é"]
-)
-texts = st.lists(st.one_of(st.text(), LINE_BREAKS, TRICKY), max_size=24).map("".join)
 # Long payloads: a random text repeated; lines stay under ~100k characters
 # because the reference parser is quadratic in line length.
 huge_texts = st.tuples(texts, LINE_BREAKS).map(
     lambda parts: (parts[0][:200] + parts[1]) * (200_000 // (len(parts[0][:200]) + 2))
-)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | texts,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
-    max_leaves=20,
-)
-event_names = st.one_of(
-    st.none(),
-    st.text(min_size=1),
-    st.lists(st.one_of(st.text(max_size=8), LINE_BREAKS, TRICKY), min_size=1).map("".join),
 )
 surrogates = st.characters(categories=["Cs"])
 # Strings holding a lone surrogate, alone or inside JSON containers.
