@@ -44,7 +44,6 @@ from typing import Any
 import requests
 
 from tests.support.clients import AUTH, ndjson_objects, sse_events
-from tests.support.logs import ServerLog
 from tests.support.servers import ROOT, ServerProcess, wait_until
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -470,15 +469,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
-def start_server() -> tuple[ServerProcess, ServerLog]:
+def start_server() -> ServerProcess:
     """The test app under pywsgi, on core 0 when ``taskset`` exists."""
     app = "tests.support.apps:app"
     argv = [sys.executable, "-m", "wsgi_push", app, "--port", "0", "--no-access-log"]
     if shutil.which("taskset"):
         argv = ["taskset", "-c", "0", *argv]
     env = {"PUSH_TEST_HEARTBEAT": str(HEARTBEAT), "PUSH_TEST_POLL_TIMEOUT": str(POLL_TIMEOUT)}
-    server = ServerProcess(argv, env).start()
-    return server, ServerLog(server)
+    return ServerProcess(argv, env).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -493,12 +491,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the server has core 0
-    server, server_log = start_server()
+    server = start_server()
     try:
         result = Soak(args, server).run()
     finally:
         server.stop()
-    result["server_tracebacks"] = len(server_log.tracebacks(through="/wsgi_push/"))
+    result["server_tracebacks"] = len(server.tracebacks(through="/wsgi_push/"))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result, args.out / "soak.png")

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 
 from tests.support.clients import AUTH, TOKEN, ndjson_objects, publish, sse_events
 from tests.support.fuzz import event_names, fuzz_settings, json_values
-from tests.support.logs import ServerLog
 from tests.support.servers import ServerProcess, pywsgi_server, wait_until
 
 TIMEOUT = 5.0  # seconds any single exchange may take before it counts as a hang
@@ -137,9 +136,9 @@ class Watcher:
 class Bystanders:
     """Retained messages and open subscribers that hostile traffic must not disturb."""
 
-    def __init__(self, url: str, log: ServerLog) -> None:
-        self.url = url
-        self.log = log
+    def __init__(self, server: ServerProcess) -> None:
+        self.url = url = server.url
+        self.server = server
         self.retained = [
             {"id": publish(url, RETAINED, data), "event": "message", "data": data}
             for data in ["plain", {"nested": [1, "two\r\n"]}, "line\rbreaks\n"]
@@ -174,7 +173,7 @@ class Bystanders:
             f"{self.url}/push/poll/{RETAINED}", params={"since": 0}, timeout=TIMEOUT
         ).json()
         assert answer["messages"] == self.retained
-        crashes = self.log.tracebacks(through="/wsgi_push/")
+        crashes = self.server.tracebacks(through="/wsgi_push/")
         new_crashes, self.crashes_seen = crashes[self.crashes_seen :], len(crashes)
         assert new_crashes == []
 
@@ -193,7 +192,7 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def bystanders(server: ServerProcess) -> Iterator[Bystanders]:
-    watched = Bystanders(server.url, ServerLog(server))
+    watched = Bystanders(server)
     yield watched
     watched.close()
 

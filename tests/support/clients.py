@@ -3,6 +3,7 @@ for the three transports over ``requests`` (real sockets)."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,8 +99,9 @@ def publish(base_url: str, channel: str, data: Any, event: str | None = None) ->
 def sse_events(response: requests.Response) -> Iterator[SSEEvent]:
     """Events from a streaming ``requests`` response to an SSE endpoint."""
     parser = SSEParser()
+    decoder = codecs.getincrementaldecoder("utf-8")()  # a character may span chunks
     for chunk in response.iter_content(chunk_size=None):
-        yield from parser.feed(chunk.decode("utf-8"))
+        yield from parser.feed(decoder.decode(chunk))
 
 
 def ndjson_objects(response: requests.Response) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ class ServerProcess:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
-        self.output: deque[str] = deque(maxlen=200)  # the last lines, for diagnosis
+        self.output: list[str] = []  # everything it printed, for diagnosis and assertions
 
     def start(self, ready_url: str | None = None) -> ServerProcess:
         self.process = subprocess.Popen(
@@ -57,6 +56,18 @@ class ServerProcess:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
+
+    def tracebacks(self, through: str = "") -> list[str]:
+        """Each logged traceback (with what follows it) that mentions ``through``,
+        e.g. ``"/wsgi_push/"`` for exceptions raised in the package rather
+        than the HTTP server's own refusals of malformed requests."""
+        tracebacks: list[list[str]] = []
+        for line in list(self.output):
+            if line.startswith("Traceback"):
+                tracebacks.append([])
+            if tracebacks:
+                tracebacks[-1].append(line)
+        return [text for text in map("".join, tracebacks) if through in text]
 
     def _read_url(self) -> str:
         assert self.process is not None and self.process.stdout is not None
