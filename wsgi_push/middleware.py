@@ -43,7 +43,13 @@ from .cors import CorsPolicy
 from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUnavailable
 from .message import check_channel
 from .request import parse_position, parse_timeout, query_params, read_json_body
-from .responses import Response, error_response, json_response, status_line
+from .responses import (
+    Response,
+    error_response,
+    json_body_response,
+    json_response,
+    status_line,
+)
 from .stats import Stats
 from .transports.base import StreamFormat, follow, resume_position
 from .transports.poll import encode_poll_body, long_poll
@@ -272,8 +278,10 @@ class PushMiddleware:
 
     def _poll(self, channel: str, params: dict[str, str]) -> Response:
         requested = parse_position(params.get("since"), "since")
-        timeout = 0.0 if self.connections.draining else parse_timeout(
-            params.get("timeout"), self.poll_timeout
+        timeout = (
+            0.0
+            if self.connections.draining
+            else parse_timeout(params.get("timeout"), self.poll_timeout)
         )
         release = self.connections.open("poll")
         self.stats.connections_opened["poll"] += 1
@@ -282,15 +290,8 @@ class PushMiddleware:
             batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)
         finally:
             release()
-        self.stats.deliveries += len(batch.messages)
-        self.stats.gaps_served += batch.gap is not None
-        body = encode_poll_body(channel, batch)
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ]
-        return status_line(200), headers, [body]
+        self.stats.record(batch)
+        return json_body_response(200, encode_poll_body(channel, batch))
 
     def _publish(self, environ: WSGIEnvironment, channel: str) -> Response:
         self.gate.check(environ, channel, PUBLISH)

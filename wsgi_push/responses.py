@@ -25,7 +25,11 @@ def status_line(code: int) -> str:
 
 def json_response(code: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
     """A complete JSON response with ``Content-Length``; never cached."""
-    body = dumps(payload).encode("utf-8")
+    return json_body_response(code, dumps(payload).encode("utf-8"), headers)
+
+
+def json_body_response(code: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """:func:`json_response` for a body that is already encoded JSON."""
     return (
         status_line(code),
         [

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .brokers.base import Batch
 
 
 @dataclass
@@ -20,6 +23,11 @@ class Stats:
     gaps_served: int = 0
     refused_over_limit: int = 0
     connections_opened: Counter[str] = field(default_factory=Counter)
+
+    def record(self, batch: Batch) -> None:
+        """Count a batch sent to one subscriber."""
+        self.deliveries += len(batch.messages)
+        self.gaps_served += batch.gap is not None
 
     def as_dict(self, open_connections: Counter[str]) -> dict[str, Any]:
         return {

@@ -74,8 +74,7 @@ def follow(
             continue
         if batch:
             position = batch.last_id
-            stats.deliveries += len(batch.messages)
-            stats.gaps_served += batch.gap is not None
+            stats.record(batch)
             yield stream_format.encode_batch(batch)
         # No second read after a batch: wait() first compares the channel's
         # last id with ours, and returns at once if more came meanwhile.
