@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gevent.event import Event
+from gevent.hub import Waiter, get_hub
 
 from ..message import Gap, Message
 
@@ -79,9 +80,23 @@ class Signals:
         event = self._events.get(channel)
         if event is None:
             event = self._events[channel] = Event()
+        # What Event.wait(timeout) does, minus its cost: the timeout is a bare
+        # loop timer that wakes the waiter, not a Timeout exception thrown in.
+        hub = get_hub()
+        waiter = Waiter(hub)
+        wake = waiter.switch
+        event.rawlink(wake)
+        timer = hub.loop.timer(timeout) if timeout is not None else None
+        set_event = False
         try:
-            event.wait(timeout)
+            if timer is not None:
+                timer.start(wake, None)
+            set_event = waiter.get() is event
         finally:
+            if timer is not None:
+                timer.close()
+            if not set_event:  # a set event has already dropped its links
+                event.unlink(wake)
             if not event.linkcount() and self._events.get(channel) is event:
                 del self._events[channel]
         return ready()
