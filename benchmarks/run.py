@@ -202,12 +202,16 @@ def scenario_ramp(
         assert target.poll_path is not None
         args[args.index("--sub-path") + 1] = target.poll_path
         args += ["--mode", "poll", "--flavour", target.poll_flavour]
-    args += ["--rates", ladder(subs, start, step_s), "--drain", "2", "--retries", "1"]
+    per_message = subs // channels  # deliveries per published message
+    args += ["--rates", ladder(per_message, start, step_s), "--drain", "2", "--retries", "1"]
     lines = run_loadgen(args, timeout=600)
     ready = next((line for line in lines if line["event"] == "ready"), {})
     steps = [line for line in lines if line["event"] == "step"]
     result = summarise_ramp(steps)
-    result.update(subscribers=subs, channels=channels, connected=ready.get("subscribers", 0))
+    connected = ready.get("subscribers", 0)
+    result.update(subscribers=subs, channels=channels, connected=connected)
+    if connected < subs:  # a server that refuses subscribers has not held N
+        result.update(max_deliveries_per_s=0.0, stopped_by=f"only {connected} of {subs} connected")
     return result
 
 
@@ -224,26 +228,32 @@ def run_target(target: Target, config: argparse.Namespace, run_id: str) -> dict[
             results["idle"] = scenario_idle(target, config.idle_subs, config.hold, run_id)
             log(f"{target.name}: idle {json.dumps(results['idle'])}")
             target.stop()
-        target.start(heartbeat=15.0)
+        # A fresh server for every ramp: connections of the previous one are
+        # only noticed gone at their next heartbeat, and would still count.
         if "fanout" in config.scenarios:
             results["fanout"] = {}
             for subs in config.fanout_subs:
                 start = 2_500 if subs < 5_000 else 10_000
                 log(f"{target.name}: fan-out to {subs} subscribers")
+                target.start(heartbeat=15.0)
                 ramp = scenario_ramp(target, f"{run_id}f{subs}c", subs, 1, start, config.step)
+                target.stop()
                 results["fanout"][str(subs)] = ramp
                 log(f"{target.name}: fan-out {subs}: {ramp['max_deliveries_per_s']:.0f}/s "
                     f"({ramp['stopped_by']})")  # fmt: skip
         if "channels" in config.scenarios:
             log(f"{target.name}: {config.channels} channels, one subscriber each")
+            target.start(heartbeat=15.0)
             ramp = scenario_ramp(
-                target, f"{run_id}m", config.channels, config.channels, 250, config.step
+                target, f"{run_id}m", config.channels, config.channels, 1_000, config.step
             )
+            target.stop()
             results["channels"] = ramp
             log(f"{target.name}: channels: {ramp['max_deliveries_per_s']:.0f}/s "
                 f"({ramp['stopped_by']})")  # fmt: skip
         if "longpoll" in config.scenarios and target.poll_path:
             log(f"{target.name}: long polling, {config.poll_clients} clients")
+            target.start(heartbeat=15.0)
             ramp = scenario_ramp(
                 target, f"{run_id}p", config.poll_clients, 1, 2_500, config.step, mode="poll"
             )

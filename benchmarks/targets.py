@@ -6,6 +6,7 @@ free loopback port, and is stopped by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -254,8 +255,16 @@ class NchanTarget(Target):
         return [master]
 
     def stop(self) -> None:
-        # SIGQUIT is nginx's graceful stop; SIGTERM its fast one. Both by pid.
+        """SIGTERM (nginx's fast stop) to the master, then to any worker of
+        ours still there: every pid signalled is one this run started."""
+        if self.process is None:
+            return
+        master = self.process.pid
+        workers = [pid for pid in self.server_pids() if pid != master]
         super().stop()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def all_targets() -> list[Target]:

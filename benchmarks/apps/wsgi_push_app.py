@@ -24,4 +24,7 @@ app = PushMiddleware(
     broker=MemoryBroker(max_messages=1000),
     publish_token=PUBLISH_TOKEN,
     heartbeat=HEARTBEAT,
+    # The default cap is 10,000 connections; the 10,000-subscriber runs
+    # also hold publisher connections, so lift it like the peers' limits.
+    max_connections=20_000,
 )
