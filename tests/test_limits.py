@@ -84,7 +84,7 @@ def test_subscribing_to_random_channels_holds_no_memory() -> None:
     for _ in range(500):
         name = "".join(random.choices(string.ascii_letters, k=20))
         assert client.get(f"/push/poll/{name}?since=0&timeout=0").status_code == 200
-    assert broker.channel_count == 0 and broker.signals._events == {}
+    assert broker.channel_count == 0 and broker.signals._waiting == {}
 
 
 def test_long_poll_answers_in_batches() -> None:

@@ -107,7 +107,7 @@ def test_wait_returns_at_once_when_a_message_exists_and_false_on_timeout() -> No
     broker.publish("a", 1)
     assert broker.wait("a", 0, 5) is True
     assert broker.wait("a", 1, 0.01) is False
-    assert broker.signals._events == {}  # no event left behind by a timed-out waiter
+    assert broker.signals._waiting == {}  # no event left behind by a timed-out waiter
 
 
 def test_wake_all_ends_waits_without_a_message() -> None:

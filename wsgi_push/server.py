@@ -46,9 +46,32 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
     # default (8 KiB) is most of what an idle subscriber costs. Longer
     # request lines and headers still parse, in more reads.
     read_buffer = 1024
+    code: int  # set by pywsgi per response
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
         super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
+
+    def _write(self, data: bytes) -> None:
+        if data and self.response_use_chunked:
+            # One bytes object per chunk (pywsgi builds a bytearray in three steps).
+            self._sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            super()._write(data)
+
+    def _sendall(self, data: bytes) -> None:
+        # A push chunk is small and one send() nearly always takes it whole;
+        # gevent's sendall() asks the kernel for SO_SNDBUF on every call
+        # before sending. The rest, if any, still goes through sendall().
+        try:
+            sent = self.socket.send(data)
+            if sent < len(data):
+                self.socket.sendall(memoryview(data)[sent:])
+        except OSError as error:
+            self.status = f"socket error: {error}"
+            if self.code > 0:
+                self.code = -self.code  # pywsgi's mark for "never fully sent"
+            raise
+        self.response_length += len(data)
 
     def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
         if self.headers_sent and issubclass(exc_type, TimeoutError):
