@@ -74,8 +74,23 @@ def test_channel_limit_drops_idle_channels_then_refuses(monkeypatch: pytest.Monk
     assert broker.channel_count == 3 and broker.read("a", 0).messages[0].data == 1
     clock[0] += 120  # everything expired: the channels are idle now
     broker.add_subscriber("a")  # ...except one with a subscriber
-    assert broker.publish("d", 2) == 1
+    assert broker.publish("d", 2) == 2  # above every id the dropped channels had
     assert broker.channel_count == 2 and broker.last_id("a") == 1
+
+
+def test_a_dropped_channel_made_again_reuses_no_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("wsgi_push.brokers.memory.time.time", lambda: clock[0])
+    monkeypatch.setattr("wsgi_push.brokers.history.time.time", lambda: clock[0])
+    broker = MemoryBroker(max_channels=1, max_age=1)
+    assert [broker.publish("a", n) for n in range(3)] == [1, 2, 3]
+    clock[0] += 5  # a's messages expire; publishing to b drops a
+    broker.publish("b", "x")
+    clock[0] += 5
+    again = [broker.publish("a", n) for n in range(5)]
+    assert again == [5, 6, 7, 8, 9]  # b, dropped in turn, had id 4
+    # A reader that saw a's id 3 before the drop gets everything since, unskipped.
+    assert [m.id for m in broker.read("a", 3).messages] == again
 
 
 def test_subscribing_to_random_channels_holds_no_memory() -> None:

@@ -28,8 +28,9 @@ class MemoryBroker(Broker):
     ``max_channels`` bounds how many channels are held: at the limit, idle
     channels (nothing retained, no subscriber, no waiter) are dropped, and
     if none is idle a new channel is refused with :class:`TooManyChannels`.
-    A dropped channel starts again at id 1; a client that still holds an
-    old id is told with a gap notice, never silently skipped.
+    A channel made again after a drop continues above every id a dropped
+    channel had, so no id is reused; a client that still holds an old id is
+    told with a gap notice, never silently skipped.
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class MemoryBroker(Broker):
         super().__init__(max_messages, max_age)
         self.max_channels = max_channels
         self._histories: dict[str, History] = {}
+        # The highest id of any dropped channel: new channels start above it.
+        self._dropped_last_id = 0
 
     def publish(self, channel: str, data: Any, event: str | None = None) -> int:
         check_channel(channel)
@@ -76,6 +79,7 @@ class MemoryBroker(Broker):
             if len(self._histories) >= self.max_channels:
                 raise TooManyChannels(f"over {self.max_channels} channels")
         history = self._histories[channel] = History(self.max_messages, self.max_age)
+        history.last_id = self._dropped_last_id
         return history
 
     def drop_idle_channels(self) -> int:
@@ -90,5 +94,6 @@ class MemoryBroker(Broker):
             ):
                 idle.append(channel)
         for channel in idle:
-            del self._histories[channel]
+            dropped = self._histories.pop(channel)
+            self._dropped_last_id = max(self._dropped_last_id, dropped.last_id)
         return len(idle)
