@@ -56,6 +56,7 @@ def _check_bearer_token(environ: WSGIEnvironment, token: bytes) -> None:
     scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthorized("publishing needs 'Authorization: Bearer <token>'")
+    # WSGI carries header bytes as latin-1 text: back to the bytes sent.
     # Constant-time comparison: the token is a secret.
-    if not hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token):
+    if not hmac.compare_digest(credentials.strip().encode("latin-1", "replace"), token):
         raise Forbidden("wrong publish token")
