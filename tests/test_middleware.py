@@ -15,7 +15,7 @@ from werkzeug.test import Client
 
 from tests.support.clients import AUTH, publish, sse_events
 from tests.support.servers import ServerProcess, pywsgi_server
-from wsgi_push import MemoryBroker, PushMiddleware
+from wsgi_push import BrokerUnavailable, MemoryBroker, PushMiddleware
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +257,50 @@ def test_authorize_callback_decides_subscribe_and_publish() -> None:
         ("public", "publish"),
         ("public", "subscribe"),
     ]
+
+
+class DownBroker(MemoryBroker):
+    """A broker whose backend is unreachable (as RedisBroker during an outage)."""
+
+    def last_id(self, channel: str) -> int:
+        raise BrokerUnavailable("broker down")
+
+
+@pytest.mark.parametrize("transport", ["sse", "stream", "poll"])
+def test_a_refused_subscriber_gives_its_connection_slot_back(transport: str) -> None:
+    """Unit (no socket): a subscribe that fails after taking a slot (broker
+    down, authorize saying no) releases it, so the limit isn't used up."""
+    middleware = PushMiddleware(
+        lambda e, s: [], broker=DownBroker(), max_connections=2, authorize=lambda e, c, a: c != "no"
+    )
+    client = Client(middleware)
+    for _ in range(3):
+        down = client.get(f"/push/{transport}/news")
+        assert down.status_code == 503 and down.json == {"error": "broker down"}
+        assert client.get(f"/push/{transport}/no").status_code == 403
+    assert middleware.connections.total == 0
+    assert middleware.stats_snapshot()["broker_unavailable"] == 3
+    assert middleware.stats_snapshot()["refused_over_limit"] == 0
+
+
+def test_an_exception_in_an_app_callback_answers_json_500() -> None:
+    """Unit (no socket): errors under the prefix are JSON even when the app's
+    own ``authorize`` raises."""
+
+    def authorize(environ: dict[str, object], channel: str, action: str) -> bool:
+        raise RuntimeError("the session store is down")
+
+    middleware = PushMiddleware(lambda e, s: [], broker=MemoryBroker(), authorize=authorize)
+    answer = Client(middleware).get("/push/poll/news?timeout=0")
+    assert answer.status_code == 500 and answer.json == {"error": "internal server error"}
+    assert answer.headers["Content-Type"] == "application/json"
+    assert middleware.connections.total == 0
+
+
+def test_a_non_ascii_publish_token_is_compared_as_the_bytes_sent() -> None:
+    """Unit (no socket): WSGI hands header bytes over as latin-1 text."""
+    broker = MemoryBroker()
+    client = Client(PushMiddleware(lambda e, s: [], broker=broker, publish_token="t\u00f6k\u00e9n"))
+    as_sent = "Bearer " + "t\u00f6k\u00e9n".encode().decode("latin-1")
+    answer = client.post("/push/publish/news", json={"data": 1}, headers={"Authorization": as_sent})
+    assert answer.status_code == 201 and broker.last_id("news") == 1

@@ -75,6 +75,8 @@ def test_stuck_clients_are_dropped_and_readers_get_everything() -> None:
             assert [int(i) for i in _ID.findall(data)] == list(range(1, MESSAGES + 1))
         # The stuck ones are gone after the send timeout; the readers stay.
         wait_until(lambda: open_connections(server, "sse") == READERS, 15, "stuck clients dropped")
+        counters = requests.get(f"{server.url}/push/stats", headers=AUTH, timeout=5).json()
+        assert counters["slow_clients_dropped"] == STUCK
         assert rss_kib(server.process.pid) - rss_before < 64 * 1024
         # Dropping a stuck client is routine, not an error to log.
         assert server.tracebacks() == []

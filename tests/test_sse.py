@@ -45,6 +45,16 @@ def test_gap_notice_has_no_id() -> None:
     assert encode_gap(Gap(3, 5, 9)) == (b'event: gap\ndata: {"requested":3,"first":5,"last":9}\n\n')
 
 
+def test_gap_with_nothing_retained_moves_the_position_to_the_newest_id() -> None:
+    """No message follows to move the browser's last event id; left at the
+    requested id (ahead of a restarted channel) a reconnect would skip."""
+    encoded = encode_gap(Gap(9, 0, 4))
+    assert encoded == b'event: gap\ndata: {"requested":9,"first":0,"last":4}\n\nid: 4\n\n'
+    parser = SSEParser()
+    assert [event.event for event in parser.feed(encoded.decode())] == ["gap"]
+    assert parser.last_event_id == "4"
+
+
 def test_retry_position_and_heartbeat() -> None:
     assert encode_retry(2.5) == b"retry: 2500\n\n"
     parser = SSEParser()

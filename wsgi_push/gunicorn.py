@@ -18,6 +18,7 @@ from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
 from .lifecycle import drain_all
 from .server import PushServer
+from .stats import PROCESS_COUNTERS
 
 
 class GeventWorker(_GeventWorker):  # type: ignore[misc]
@@ -26,6 +27,16 @@ class GeventWorker(_GeventWorker):  # type: ignore[misc]
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
         PushServer.tune_socket(client)
         super().handle(listener, client, addr)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
+        try:
+            result: bool = super().handle_request(listener_name, req, sock, addr)
+        except TimeoutError:
+            # The client took no data for ``send_timeout`` seconds: close the
+            # connection without a traceback in the log; it resumes by id.
+            PROCESS_COUNTERS.slow_clients_dropped += 1
+            raise StopIteration from None  # gunicorn's "close this connection"
+        return result
 
     def notify(self) -> None:
         super().notify()

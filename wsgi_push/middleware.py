@@ -44,6 +44,7 @@ from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUn
 from .message import check_channel
 from .request import parse_position, parse_timeout, query_params, read_json_body
 from .responses import (
+    Headers,
     Response,
     error_response,
     json_body_response,
@@ -53,7 +54,7 @@ from .responses import (
 from .stats import Stats
 from .transports.base import StreamFormat, follow, resume_position
 from .transports.poll import encode_poll_body, long_poll
-from .transports.sse import SSE_FORMAT, encode_position, encode_retry
+from .transports.sse import SSE_FORMAT
 from .transports.stream import NDJSON_FORMAT
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ logger = logging.getLogger("wsgi_push")
 PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
 
 _CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
+_STREAM_FORMATS = {"sse": SSE_FORMAT, "stream": NDJSON_FORMAT}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
 DEFAULT_MAX_CONNECTIONS = 10_000
 
@@ -148,9 +150,13 @@ class PushMiddleware:
         try:
             status, headers, body = self._dispatch(environ, path[len(self._routes_start) :])
         except PushError as error:
-            if error.status == 503:
-                self.stats.refused_over_limit += 1
+            self.stats.record_error(error)
             status, headers, body = error_response(error)
+        except Exception:
+            # An app callback (authorize, on_subscribe) or a bug: still the
+            # contract's JSON error, and the traceback in the log.
+            logger.exception("wsgi_push: unexpected error answering %s", path)
+            status, headers, body = error_response(PushError("internal server error"))
         if self.cors is not None:
             headers += self.cors.headers(environ)
         if self.connections.draining:
@@ -205,23 +211,35 @@ class PushMiddleware:
             raise BadRequest(str(error)) from None
         if transport == "publish":
             return self._publish(environ, channel)
-        self.gate.check(environ, channel, SUBSCRIBE)
-        params = query_params(environ)
-        if transport == "poll":
-            return self._poll(channel, params)
-        if transport == "sse":
-            # The header wins: a browser reconnects with the original URL plus it.
-            header = environ.get("HTTP_LAST_EVENT_ID") or None
-            requested = (
-                parse_position(header, "Last-Event-ID")
-                if header is not None
-                else parse_position(params.get("last_event_id"), "last_event_id")
-            )
-            return self._stream(environ, channel, requested, SSE_FORMAT, "sse")
-        requested = parse_position(params.get("since"), "since")
-        return self._stream(environ, channel, requested, NDJSON_FORMAT, "stream")
+        stream_format = _STREAM_FORMATS.get(transport)
+        if stream_format is not None and self.connections.draining:
+            return self._ended_stream(stream_format)
+        # The connection limit comes before any other work; from here on the
+        # slot is released on every path, at the latest when the stream ends.
+        release = self.connections.open(transport)
+        self.stats.connections_opened[transport] += 1
+        try:
+            self.gate.check(environ, channel, SUBSCRIBE)
+            params = query_params(environ)
+            if stream_format is None:
+                return self._poll(channel, params, release)
+            requested = stream_format.requested_position(environ, params)
+            return self._stream(environ, channel, requested, stream_format, release)
+        except BaseException:
+            release()
+            raise
 
     # Handlers ---------------------------------------------------------------
+
+    def _ended_stream(self, stream_format: StreamFormat) -> Response:
+        """What a draining process answers a new subscriber: a stream that
+        ends at once (with ``Connection: close``), so it reconnects elsewhere."""
+        opening = stream_format.opening(self.sse_retry, None)
+        return status_line(200), self._stream_headers(stream_format), [opening]
+
+    @staticmethod
+    def _stream_headers(stream_format: StreamFormat) -> Headers:
+        return [("Content-Type", stream_format.content_type), *stream_format.headers]
 
     def _stream(
         self,
@@ -229,23 +247,15 @@ class PushMiddleware:
         channel: str,
         requested: int | None,
         stream_format: StreamFormat,
-        transport: str,
+        release: Callable[[], None],
     ) -> Response:
-        # The opening goes out at once so that headers reach the client.
-        opening = encode_retry(self.sse_retry) if transport == "sse" else stream_format.heartbeat
-        headers = [("Content-Type", stream_format.content_type), *stream_format.headers]
-        if self.connections.draining:
-            return status_line(200), headers, [opening]
         if (
             self.max_subscribers_per_channel is not None
             and self.broker.subscriber_count(channel) >= self.max_subscribers_per_channel
         ):
             raise ServiceUnavailable("too many subscribers on this channel")
-        release = self.connections.open(transport)
-        self.stats.connections_opened[transport] += 1
         position = resume_position(self.broker, channel, requested)
-        if transport == "sse":
-            opening += encode_position(position)
+        opening = stream_format.opening(self.sse_retry, position)
         self.broker.add_subscriber(channel)
 
         def leave() -> None:
@@ -274,17 +284,16 @@ class PushMiddleware:
             self.connections.ended_check(),
             self.stats,
         )
-        return status_line(200), headers, ClosingIterator(chain([opening], messages), leave)
+        body = ClosingIterator(chain([opening], messages), leave)
+        return status_line(200), self._stream_headers(stream_format), body
 
-    def _poll(self, channel: str, params: dict[str, str]) -> Response:
+    def _poll(self, channel: str, params: dict[str, str], release: Callable[[], None]) -> Response:
         requested = parse_position(params.get("since"), "since")
         timeout = (
             0.0
             if self.connections.draining
             else parse_timeout(params.get("timeout"), self.poll_timeout)
         )
-        release = self.connections.open("poll")
-        self.stats.connections_opened["poll"] += 1
         try:
             position = resume_position(self.broker, channel, requested)
             batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)

@@ -22,6 +22,7 @@ import gevent
 from gevent import pywsgi
 
 from .lifecycle import drain_all
+from .stats import PROCESS_COUNTERS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -76,7 +77,7 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
     def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
         if self.headers_sent and issubclass(exc_type, TimeoutError):
             self.close_connection = True
-            self.server.slow_clients_dropped += 1
+            PROCESS_COUNTERS.slow_clients_dropped += 1
             return
         super().handle_error(exc_type, value, tb)
 
@@ -92,7 +93,6 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
     handler_class = PushHandler
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT
     send_buffer: int | None = DEFAULT_SEND_BUFFER
-    slow_clients_dropped = 0
 
     def handle(self, sock: socket.socket, address: Any) -> None:
         self.tune_socket(sock, self.send_timeout, self.send_buffer)

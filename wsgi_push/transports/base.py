@@ -9,23 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-import gevent
+from typing import TYPE_CHECKING
 
 from ..brokers.base import Batch, Broker
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
 from ..stats import Stats
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+RequestedPosition = Callable[["WSGIEnvironment", dict[str, str]], "int | None"]
+
 
 @dataclass(frozen=True)
 class StreamFormat:
-    """How one streaming transport writes things on the wire."""
+    """How one streaming transport reads its resume position and writes
+    things on the wire."""
 
     content_type: str
     encode_message: Callable[[Message], bytes]
     encode_gap: Callable[[Gap], bytes]
     heartbeat: bytes
+    # Where the request asks to resume from (None: "only what comes next").
+    requested_position: RequestedPosition
+    # The first bytes, sent at once so that the headers reach the client:
+    # ``opening(retry_seconds, position)``; position None for a stream that
+    # ends at once.
+    opening: Callable[[float, int | None], bytes]
     # Streams must reach the client as written: no caching, no proxy buffering.
     headers: tuple[tuple[str, str], ...] = (
         ("Cache-Control", "no-cache"),
@@ -68,8 +79,9 @@ def follow(
         try:
             batch = broker.read(channel, position)
         except BrokerUnavailable:
-            # Keep the subscriber: heartbeat through the outage, read again after.
-            gevent.sleep(heartbeat)
+            # Keep the subscriber: heartbeat through the outage, read again
+            # after. The pause is a broker wait, so ending connections cuts it short.
+            broker.signals.wait(channel, ending, heartbeat)
             yield stream_format.heartbeat
             continue
         if batch:

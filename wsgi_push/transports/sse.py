@@ -8,9 +8,14 @@ as ``\\n``), and ``id``/``event`` never contain a line break.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ..message import DEFAULT_EVENT, GAP_EVENT, Gap, Message, dumps
+from ..request import parse_position
 from .base import StreamFormat
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -41,9 +46,15 @@ def encode_message(message: Message) -> bytes:
 
 
 def encode_gap(gap: Gap) -> bytes:
-    """The gap notice: ``event: gap``, JSON data, and no ``id:`` so the
-    browser's ``Last-Event-ID`` keeps pointing at the last real message."""
-    return encode_event(dumps(gap.to_dict()), GAP_EVENT)
+    """The gap notice: ``event: gap``, JSON data, and no ``id:``.
+
+    The retained messages follow and move the browser's ``Last-Event-ID``.
+    When nothing is retained none follow, so an ``id:`` record points it at
+    the channel's newest id: left at the requested id (perhaps ahead of a
+    restarted channel), a later reconnect would skip messages unnoticed.
+    """
+    notice = encode_event(dumps(gap.to_dict()), GAP_EVENT)
+    return notice if gap.first else notice + encode_position(gap.last)
 
 
 def encode_retry(seconds: float) -> bytes:
@@ -59,9 +70,26 @@ def encode_position(position: int) -> bytes:
     return b"id: %d\n\n" % position
 
 
+def requested_position(environ: WSGIEnvironment, params: dict[str, str]) -> int | None:
+    """``Last-Event-ID`` wins over ``?last_event_id=``: a browser reconnects
+    with the original URL plus the header."""
+    header = environ.get("HTTP_LAST_EVENT_ID") or None
+    if header is not None:
+        return parse_position(header, "Last-Event-ID")
+    return parse_position(params.get("last_event_id"), "last_event_id")
+
+
+def opening(retry: float, position: int | None) -> bytes:
+    """``retry:``, then the position (none for a stream that ends at once)."""
+    retry_field = encode_retry(retry)
+    return retry_field if position is None else retry_field + encode_position(position)
+
+
 SSE_FORMAT = StreamFormat(
     content_type=CONTENT_TYPE,
     encode_message=encode_message,
     encode_gap=encode_gap,
     heartbeat=HEARTBEAT,
+    requested_position=requested_position,
+    opening=opening,
 )
