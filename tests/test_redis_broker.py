@@ -3,6 +3,7 @@ presence across processes, and outages."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -200,9 +201,7 @@ def test_a_burst_of_joins_is_written_in_the_background(
     for _ in range(100):
         broker.add_subscriber("burst")
     # gevent.sleep(0) lets the keeper greenlet run in this unpatched test process.
-    wait_until(
-        lambda: gevent.sleep(0) or other.subscriber_count("burst") == 100, 5, "the burst"
-    )
+    wait_until(lambda: gevent.sleep(0) or other.subscriber_count("burst") == 100, 5, "the burst")
     other.close()
 
 
@@ -263,6 +262,72 @@ def test_outage_raises_broker_unavailable_and_recovery_keeps_ids() -> None:
         broker.close()
     finally:
         server.close()
+
+
+# A process whose waiters rely on notifications alone: ``wait`` without a
+# timeout returns only when the listener relays a message or catches up.
+_NOTIFIED_WAITERS = """
+from gevent import monkey; monkey.patch_all()
+import json, sys
+import gevent
+from wsgi_push import RedisBroker
+url, channel, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+broker = RedisBroker.from_url(url)
+
+def follow():
+    position, received = 0, []
+    while position < total:
+        broker.wait(channel, position, None)
+        batch = broker.read(channel, position)
+        received += [message.id for message in batch.messages]
+        position = batch.last_id
+    return received
+
+waiters = [gevent.spawn(follow) for _ in range(5)]
+gevent.joinall(waiters, timeout=20)
+print(json.dumps([waiter.value for waiter in waiters]), flush=True)
+"""
+
+
+def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
+    redis_server: RedisServer, redis_client: redis.Redis, broker: RedisBroker
+) -> None:
+    """The listener's pub/sub connection is killed, and messages are published
+    while it can't subscribe again and while it reconnects: waiters woken
+    only by notifications still get every message once, in order."""
+    total, held_down = 15, 5
+    process = subprocess.Popen(
+        [sys.executable, "-c", _NOTIFIED_WAITERS, redis_server.url, "hints", str(total)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def listeners() -> int:
+        count: int = redis_client.pubsub_numsub("wsgi_push:notify")[0][1]
+        return count
+
+    try:
+        wait_until(lambda: listeners() == 1, 10, "the process's listener to subscribe")
+        redis_client.execute_command("ACL", "SETUSER", "default", "-subscribe")
+        try:
+            assert redis_client.client_kill_filter(_type="pubsub") == 1
+            for n in range(1, held_down + 1):
+                assert broker.publish("hints", n) == n
+            assert listeners() == 0, "these notifications reached nobody"
+        finally:
+            redis_client.execute_command("ACL", "SETUSER", "default", "+subscribe")
+        for n in range(held_down + 1, total + 1, 2):
+            wait_until(lambda: listeners() == 1, 10, "the listener to subscribe again")
+            assert redis_client.client_kill_filter(_type="pubsub") == 1
+            for message_id in range(n, min(n + 2, total + 1)):
+                assert broker.publish("hints", message_id) == message_id
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert json.loads(output) == [list(range(1, total + 1))] * 5
 
 
 def test_waiting_needs_gevent_monkey_patching(broker: RedisBroker) -> None:
