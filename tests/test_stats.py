@@ -33,6 +33,7 @@ def test_stats_count_publishes_deliveries_and_gaps(server: ServerProcess) -> Non
     assert len(take(items(server.url, "poll", "counted", 999), 3)) == 3  # gap + 2 messages
     after = stats(server)
     assert after["published_over_http"] == before["published_over_http"] + 2  # type: ignore[operator]
+    assert after["published"] == before["published"] + 2  # type: ignore[operator]
     assert after["deliveries"] == before["deliveries"] + 4  # type: ignore[operator]
     assert after["gaps_served"] == before["gaps_served"] + 1  # type: ignore[operator]
 

@@ -185,7 +185,7 @@ class PushMiddleware:
 
     def stats_snapshot(self) -> dict[str, Any]:
         """The counters of ``GET /stats`` as a dict."""
-        return self.stats.as_dict(self.connections.open_by_transport)
+        return self.stats.as_dict(self.connections.open_by_transport, self.broker.published)
 
     # Routing ----------------------------------------------------------------
 

@@ -49,10 +49,13 @@ class Stats:
         elif error.status == 503:
             self.refused_over_limit += 1
 
-    def as_dict(self, open_connections: Counter[str]) -> dict[str, Any]:
+    def as_dict(self, open_connections: Counter[str], published: int) -> dict[str, Any]:
+        """The counters, with the open connections and the broker's count of
+        messages published in this process (in Python or over HTTP)."""
         return {
             "open_connections": dict(open_connections),
             "connections_opened": dict(self.connections_opened),
+            "published": published,
             "published_over_http": self.published_over_http,
             "deliveries": self.deliveries,
             "gaps_served": self.gaps_served,

@@ -17,13 +17,13 @@ from typing import Any
 
 from gevent.hub import Waiter, get_hub
 
-from ..message import Gap, Message
+from ..message import Gap, Message, check_channel, check_data, check_event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a setattr call per field, per read
 class Batch:
     """What a read returns: messages in id order, an optional gap notice, and
-    ``last_id``, the position to read after next time."""
+    ``last_id``, the position to read after next time. Treat it as read-only."""
 
     messages: list[Message]
     gap: Gap | None
@@ -141,15 +141,24 @@ class Broker(ABC):
         self.max_messages = max_messages
         self.max_age = max_age
         self.signals = Signals()
+        self.published = 0
+        """Messages published through this broker object (this process)."""
         self._subscribers: Counter[str] = Counter()
 
-    @abstractmethod
     def publish(self, channel: str, data: Any, event: str | None = None) -> int:
         """Append a message to ``channel`` and return its id.
 
         Raises :class:`ValueError` for a bad channel name, event name or
         data that JSON can't carry.
         """
+        message_id = self._append(check_channel(channel), check_event(event), check_data(data))
+        self.published += 1
+        return message_id
+
+    @abstractmethod
+    def _append(self, channel: str, event: str, data_json: str) -> int:
+        """Store a validated message (``data_json``: its data as compact
+        JSON) and wake the channel's waiters; return its id."""
 
     @abstractmethod
     def read(self, channel: str, after: int, limit: int | None = None) -> Batch:

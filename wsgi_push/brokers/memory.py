@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from ..errors import TooManyChannels
-from ..message import Message, check_channel, check_data, check_event
+from ..message import Message
 from .base import Batch, Broker, make_batch, plan_read
 from .history import History
 
@@ -45,15 +44,13 @@ class MemoryBroker(Broker):
         # The highest id of any dropped channel: new channels start above it.
         self._dropped_last_id = 0
 
-    def publish(self, channel: str, data: Any, event: str | None = None) -> int:
-        check_channel(channel)
-        event = check_event(event)
-        # Store a JSON round trip: the caller may mutate ``data`` afterwards,
-        # and every broker hands subscribers the same JSON types.
-        data = json.loads(check_data(data))
+    def _append(self, channel: str, event: str, data_json: str) -> int:
         history = self._histories.get(channel)
         if history is None:
             history = self._new_history(channel)
+        # Store a JSON round trip: the caller may mutate its data afterwards,
+        # and every broker hands subscribers the same JSON types.
+        data = json.loads(data_json)
         message = Message(channel, history.last_id + 1, event, data, time.time())
         history.append(message)
         self.signals.notify(channel)

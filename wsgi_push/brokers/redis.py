@@ -46,7 +46,7 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from ..errors import BrokerUnavailable
-from ..message import Message, check_channel, check_data, check_event, dumps
+from ..message import Message, dumps
 from .base import Batch, Broker, Signals, make_batch, plan_read
 from .history import History
 
@@ -304,14 +304,13 @@ class RedisBroker(Broker):
 
     # The numbered queue -------------------------------------------------------
 
-    def publish(self, channel: str, data: Any, event: str | None = None) -> int:
-        """Append a message (one Lua script: id, store, trim, notify).
+    def _append(self, channel: str, event: str, data_json: str) -> int:
+        """One Lua script: id, store, trim, notify.
 
         Raises :class:`BrokerUnavailable` when Redis can't be reached; then the
         message may or may not have been stored (as with any remote call).
         """
-        check_channel(channel)
-        payload = dumps([check_event(event), json.loads(check_data(data))])
+        payload = f"[{dumps(event)},{data_json}]"  # what dumps([event, data]) gives
         args = [payload, self.max_messages, self._max_age_ms, self._notify_channel, channel]
         with self._redis_call():
             message_id, _ = self._publish_script(keys=self._keys(channel), args=args)
