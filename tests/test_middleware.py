@@ -304,3 +304,13 @@ def test_a_non_ascii_publish_token_is_compared_as_the_bytes_sent() -> None:
     as_sent = "Bearer " + "t\u00f6k\u00e9n".encode().decode("latin-1")
     answer = client.post("/push/publish/news", json={"data": 1}, headers={"Authorization": as_sent})
     assert answer.status_code == 201 and broker.last_id("news") == 1
+
+
+def test_publishing_disabled_over_a_socket_answers_404_and_subscribing_works() -> None:
+    with pywsgi_server(PUSH_TEST_PUBLISH_TOKEN="") as closed:
+        refused = requests.post(f"{closed.url}/push/publish/news", json={"data": 1}, timeout=5)
+        assert refused.status_code == 404
+        assert refused.headers["Content-Type"] == "application/json"
+        assert refused.json() == {"error": "publishing over HTTP is disabled"}
+        answer = requests.get(f"{closed.url}/push/poll/news?since=0&timeout=0", timeout=5)
+        assert answer.status_code == 200 and answer.json()["messages"] == []

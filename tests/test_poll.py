@@ -29,6 +29,17 @@ def test_poll_body_matches_the_contract() -> None:
     assert json.loads(encode_poll_body("c", Batch([], None, 9)))["last_id"] == 9
 
 
+def test_poll_body_bytes() -> None:
+    """Compact JSON, field order as in the contract, UTF-8 text unescaped."""
+    batch = Batch([Message("c", 5, "message", {"t": "caf\u00e9"})], None, 5)
+    assert encode_poll_body("c", batch) == (
+        '{"channel":"c","messages":[{"id":5,"event":"message","data":{"t":"caf\u00e9"}}],'
+        '"last_id":5,"gap":null}'.encode()
+    )
+    gap = encode_poll_body("c", Batch([], Gap(9, 0, 4), 4))
+    assert gap == b'{"channel":"c","messages":[],"last_id":4,"gap":{"requested":9,"first":0,"last":4}}'
+
+
 def poll(server: ServerProcess, channel: str, **params: object) -> requests.Response:
     return requests.get(f"{server.url}/push/poll/{channel}", params=params, timeout=10)
 

@@ -76,7 +76,7 @@ broker: Broker = (
 push = PushMiddleware(
     inner_app,
     broker=broker,
-    publish_token=TOKEN,
+    publish_token=_setting("PUBLISH_TOKEN", TOKEN) or None,
     heartbeat=float(_setting("HEARTBEAT", "15")),
     poll_timeout=float(_setting("POLL_TIMEOUT", "25")),
     max_message_bytes=int(_setting("MAX_MESSAGE_BYTES", "65536")),
