@@ -37,7 +37,9 @@ def test_poll_body_bytes() -> None:
         '"last_id":5,"gap":null}'.encode()
     )
     gap = encode_poll_body("c", Batch([], Gap(9, 0, 4), 4))
-    assert gap == b'{"channel":"c","messages":[],"last_id":4,"gap":{"requested":9,"first":0,"last":4}}'
+    assert gap == (
+        b'{"channel":"c","messages":[],"last_id":4,"gap":{"requested":9,"first":0,"last":4}}'
+    )
 
 
 def poll(server: ServerProcess, channel: str, **params: object) -> requests.Response:
