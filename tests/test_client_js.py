@@ -1,11 +1,15 @@
 """The JavaScript client (``wsgi_push/static/client.js``) in headless Chromium,
-against a real server: resume across cuts, gaps, named events, transport choice."""
+against a real server: resume across cuts, gaps, named events, transport
+choice, reconnect back-off."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -26,7 +30,7 @@ SUBSCRIBE = """([channel, options]) => {
     onEvent,
     onGap: (g) => gaps.push(g),
     onOpen: () => { opens += 1; },
-    onError: (e) => errors.push(e),
+    onError: (e) => errors.push(Object.assign({at: performance.now()}, e)),
   }));
   return subscription.transport;
 }"""
@@ -48,6 +52,13 @@ def short_memory() -> Iterator[ServerProcess]:
         yield process
 
 
+@pytest.fixture(scope="module")
+def one_subscriber() -> Iterator[ServerProcess]:
+    """The test app admitting one subscriber per channel: the next gets a 503."""
+    with pywsgi_server(PUSH_TEST_MAX_SUBSCRIBERS="1", PUSH_TEST_HEARTBEAT="0.5") as process:
+        yield process
+
+
 def open_client(page: Any, server: ServerProcess, channel: str, **options: Any) -> str:
     """Load the client page and subscribe; returns the transport in use."""
     page.goto(server.url + "/_test/client")
@@ -65,6 +76,28 @@ def subscribers(server: ServerProcess, channel: str) -> int:
 def received_ids(page: Any) -> list[int]:
     ids: list[int] = page.evaluate("received.map((m) => m.id)")
     return ids
+
+
+class HeldRequests:
+    """Holds the page's requests to ``url_pattern`` (they stay pending, as if
+    the server were unreachable) until :meth:`release`; later ones pass."""
+
+    def __init__(self, page: Any, url_pattern: str) -> None:
+        self.page, self.url_pattern = page, re.compile(url_pattern)
+        self.held: list[Any] = []
+        self.released = False
+        page.route(self.url_pattern, self._handle)
+
+    def _handle(self, route: Any) -> None:
+        if self.released:
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def release(self) -> None:
+        self.released = True
+        for route in self.held:
+            route.continue_()
 
 
 class Publisher(threading.Thread):
@@ -130,6 +163,91 @@ def test_resuming_past_retention_reports_a_gap(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_resuming_ahead_of_the_channel_loses_nothing_after_a_cut(
+    page: Any, live: ServerProcess, transport: str
+) -> None:
+    """Resumed from id 5 on a channel that has none (as after an in-memory
+    broker restarted): the gap {5, 0, 0} moves the position to 0. The channel
+    then passes 5 while the client is cut off, and the reconnect still
+    delivers 1..8, not just 6..8."""
+    channel = f"ahead-{transport}"
+    open_client(page, live, channel, transport=transport, since=5)
+    wait_for(page, "gaps.length >= 1")
+    assert page.evaluate("gaps") == [{"requested": 5, "first": 0, "last": 0}]
+    assert page.evaluate("subscription.lastId") == 0
+    if transport != "poll":
+        wait_for(page, "opens >= 1")
+        wait_until(lambda: subscribers(live, channel) == 1, 10, "the subscriber")
+    reconnects = HeldRequests(page, rf"/push/{transport}/{channel}\?")
+    requests.post(live.url + "/_test/cut", timeout=5)
+    for n in range(1, 9):
+        publish(live.url, channel, n)
+    reconnects.release()
+    wait_for(page, "received.length && received[received.length - 1].id >= 8")
+    assert page.evaluate("received.map((m) => [m.id, m.data])") == [[n, n] for n in range(1, 9)]
+    assert len(page.evaluate("gaps")) == 1
+
+
+def gap_only_response(transport: str, gap: dict[str, int]) -> dict[str, Any]:
+    """A stream that opens at the requested id, carries a gap notice with no
+    ``id:`` record after it, and ends: as if cut right after the notice."""
+    if transport == "sse":
+        body = f"retry: 50\nid: {gap['requested']}\n\nevent: gap\ndata: {json.dumps(gap)}\n\n"
+        return {"status": 200, "content_type": "text/event-stream", "body": body}
+    body = "\n" + json.dumps({"event": "gap", "data": gap}) + "\n"
+    return {"status": 200, "content_type": "application/x-ndjson", "body": body}
+
+
+def resumed_from(request: Any) -> int:
+    """The position a subscription request resumes from, as the server reads
+    it: SSE's ``Last-Event-ID`` header wins over the query."""
+    header = request.headers.get("last-event-id")
+    if header:
+        return int(header)
+    query = parse_qs(urlsplit(request.url).query)
+    return int((query.get("last_event_id") or query["since"])[0])
+
+
+# (retained before subscribing, the gap notice from 50, the position to resume from)
+GAP_CASES = {
+    "behind-retention": (range(1, 8), {"requested": 50, "first": 3, "last": 7}, 2),
+    "nothing-retained": (range(0), {"requested": 50, "first": 0, "last": 0}, 0),
+}
+
+
+@pytest.mark.parametrize("case", GAP_CASES)
+@pytest.mark.parametrize("transport", ["sse", "stream"])
+def test_a_cut_right_after_a_gap_resumes_from_where_the_channel_is(
+    page: Any, short_memory: ServerProcess, transport: str, case: str
+) -> None:
+    """Resumed from 50, far ahead of the channel, and cut right after the
+    gap notice, before any message: the reconnect asks from just before the
+    retained messages (or from ``last`` when none are), never from 50, so
+    it gets no second gap and misses nothing published later."""
+    retained, gap, position = GAP_CASES[case]
+    channel = f"gap-cut-{transport}-{case}"
+    for n in retained:
+        publish(short_memory.url, channel, n)
+    positions: list[int] = []  # where each request resumes from
+
+    def cut_after_the_gap(route: Any) -> None:
+        positions.append(resumed_from(route.request))
+        if len(positions) == 1:
+            route.fulfill(**gap_only_response(transport, gap))
+        else:
+            route.continue_()
+
+    page.route(re.compile(rf"/push/{transport}/{channel}\?"), cut_after_the_gap)
+    open_client(page, short_memory, channel, transport=transport, since=50)
+    wait_for(page, "opens >= 2")
+    publish(short_memory.url, channel, "after the reconnect")
+    wait_for(page, "received.some((m) => m.data === 'after the reconnect')")
+    assert received_ids(page) == list(range(gap["first"] or 1, gap["last"] + 2))
+    assert page.evaluate("gaps") == [gap]
+    assert positions[:2] == [50, position]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_named_events_reach_named_handlers(page: Any, live: ServerProcess, transport: str) -> None:
     """Named events go to their handler, "message" to onMessage, others nowhere;
     a str payload arrives as that string on every transport."""
@@ -177,6 +295,70 @@ def test_sse_recovers_when_the_browser_gives_up(page: Any, live: ServerProcess) 
     assert refused  # the browser's own reconnect was refused
     assert wait_for(page, "errors.some((e) => e.message.includes('closed'))")
     assert any("last_event_id=1" in url for url in requested[1:])
+
+
+# The page's Math.random, in turn: a jitter draw of 0 makes a delay half its
+# nominal value, 0.999 (nearly) all of it. The page notes when each stream
+# request starts.
+RECORD_RECONNECTS = """
+  const draws = [0, 0.999, 0.5];
+  let draw = 0;
+  Math.random = () => draws[draw++ % draws.length];
+  window.attempts = [];
+  const realFetch = window.fetch;
+  window.fetch = function (url) {
+    if (String(url).includes("/push/stream/")) { attempts.push(performance.now()); }
+    return realFetch.apply(this, arguments);
+  };
+"""
+JITTER_DRAWS = [0, 0.999, 0.5]
+BACKOFF = {"minDelay": 50, "maxDelay": 400}
+# A timer fires no earlier than asked, but may fire late on a busy machine.
+TIMER_LATENESS_MS = 150
+
+
+def expected_delay(failures: int, retry: int) -> float:
+    """The delay of the ``retry``-th reconnect (counted from 0), after
+    ``failures`` consecutive failed connections: minDelay × 2ⁿ capped at
+    maxDelay, times half to all of it as the jitter draw says."""
+    nominal = min(BACKOFF["maxDelay"], BACKOFF["minDelay"] * 2**failures)
+    return nominal * (0.5 + JITTER_DRAWS[retry % len(JITTER_DRAWS)] / 2)
+
+
+def test_reconnect_back_off_grows_to_its_cap_with_jitter_and_resets(
+    page: Any, one_subscriber: ServerProcess
+) -> None:
+    """A real server refusing (503: the channel's one subscriber slot is
+    taken): each retry waits minDelay × 2ⁿ, capped at maxDelay, drawn between
+    half and all of it. Once a connection succeeds the back-off starts over."""
+    channel = "back-off"
+    holder = requests.get(f"{one_subscriber.url}/push/stream/{channel}", stream=True, timeout=5)
+    try:
+        wait_until(lambda: subscribers(one_subscriber, channel) == 1, 10, "the slot taken")
+        page.add_init_script(RECORD_RECONNECTS)
+        open_client(page, one_subscriber, channel, transport="stream", since=0, **BACKOFF)
+        refusals = 8
+        wait_for(page, "(n) => errors.length >= n", refusals)
+        requests.post(one_subscriber.url + "/_test/cut", timeout=5)  # frees the slot
+    finally:
+        holder.close()
+    wait_for(page, "opens >= 1")
+    wait_until(lambda: subscribers(one_subscriber, channel) == 1, 10, "the client's connection")
+    requests.post(one_subscriber.url + "/_test/cut", timeout=5)
+    wait_for(page, "opens >= 2")
+
+    errors = page.evaluate("errors")
+    attempts: list[float] = page.evaluate("attempts")
+    refused = len(errors) - 1  # every failure but the last (the cut) was a refusal
+    assert refused >= refusals
+    assert [e["status"] for e in errors] == [503] * refused + [200]
+    # Each attempt follows the error before it by the back-off delay.
+    delays = [attempts[k + 1] - errors[k]["at"] for k in range(len(errors))]
+    # 25, 100, 150, 200, 400, 300, 200, 400 … ms; after the success 50 × ½…1 again.
+    expected = [expected_delay(k, k) for k in range(refused)]
+    expected.append(expected_delay(0, refused))
+    for delay, wanted in zip(delays, expected, strict=True):
+        assert wanted - 2 <= delay <= wanted + TIMER_LATENESS_MS, (delays, expected)
 
 
 @pytest.mark.parametrize(

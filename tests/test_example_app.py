@@ -28,6 +28,8 @@ FAST = {
 }
 LOG_LINES = "(selector) => [...document.querySelectorAll(selector)].map((e) => e.textContent)"
 AT_LEAST = "([selector, n]) => document.querySelectorAll(selector).length >= n"
+# A generous bound on the feed's publish-to-display delay (same machine).
+MAX_DISPLAY_DELAY_MS = 2000
 
 
 def example_server() -> ServerProcess:
@@ -74,6 +76,14 @@ def test_clock_shows_each_event_once_on_every_transport(page: Any, example: Serv
     screenshot(page, "clock")
 
 
+def delay_stats(page: Any) -> tuple[float, float]:
+    """The feed page's "mean / max of the last 100" delays, in ms."""
+    text = page.text_content("#delay-stats") or ""
+    match = re.fullmatch(r"(\d+\.\d) ms / (\d+\.\d) ms", text)
+    assert match, f"#delay-stats reads {text!r}"
+    return float(match[1]), float(match[2])
+
+
 def test_feed_shows_value_count_and_delay(page: Any, example: ServerProcess) -> None:
     page.goto(example.url + "/feed")
     page.click("button[data-rate='100']")
@@ -84,10 +94,14 @@ def test_feed_shows_value_count_and_delay(page: Any, example: ServerProcess) -> 
         wait_for(
             page, "(n) => Number(document.querySelector('#count').textContent) >= n", start + 100
         )
-        delays[transport] = page.text_content("#delay-stats")
+        delays[transport] = delay_stats(page)
     assert page.text_content("#rate") == "100 per second"
     assert re.fullmatch(r"\d+\.\d\d", page.text_content("#value") or "")
-    print("publish-to-display delay at 100/s, mean / max of the last 100:", delays)
+    print("publish-to-display delay at 100/s, mean / max of the last 100 (ms):", delays)
+    for mean, longest in delays.values():
+        # One machine, one clock: a delay is never negative and, even on a
+        # busy machine, nowhere near a second at this rate.
+        assert 0 <= mean <= longest < MAX_DISPLAY_DELAY_MS
     screenshot(page, "feed")
     page.click("button[data-rate='1']")
     expect(page.locator("#rate")).to_have_text("1 per second")
@@ -99,14 +113,20 @@ def test_feed_refuses_a_bad_rate(example: ServerProcess) -> None:
 
 
 def test_chat_users_see_each_other_and_presence(new_page: Any, example: ServerProcess) -> None:
+    """Presence counts come from on_subscribe/on_unsubscribe: ann alone is 1
+    online, bob makes 2, and when bob leaves ann sees him go, 1 left."""
     ann, bob = new_page(), new_page()
-    for page, name in ((ann, "ann"), (bob, "bob")):
+    for page, name, online in ((ann, "ann", 1), (bob, "bob", 2)):
         page.goto(example.url + "/chat")
         page.fill("#name", name)
         page.click("#name-form button")
         wait_for_line(page, "#status", f"connected as {name}")
-    wait_for_line(ann, "#log li", "bob online")
+        wait_for_line(page, "#log li", f"Hello, {name}! Online {online}")
     wait_for_line(ann, "#log li", "Hello, bob! Online 2")
+    assert lines(ann, "#log li") == [
+        "ann online", "Hello, ann! Online 1", "bob online", "Hello, bob! Online 2"
+    ]  # fmt: skip
+    assert lines(bob, "#log li") == ["bob online", "Hello, bob! Online 2"]
     ann.fill("#text", "hi bob")
     ann.press("#text", "Enter")
     wait_for_line(bob, "#log li", "ann: hi bob")
@@ -122,6 +142,7 @@ def test_chat_users_see_each_other_and_presence(new_page: Any, example: ServerPr
 
     bob.context.close()
     wait_for_line(ann, "#log li", "bob offline")
+    assert ann.get_attribute("#log li.presence:last-child", "title") == "1 online"
 
 
 def test_chat_keeps_the_name_and_cuts_long_text(new_page: Any, example: ServerProcess) -> None:

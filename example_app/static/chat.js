@@ -13,7 +13,7 @@ let myName = null;
 
 function showPresence(message) {
   const {name, status, online} = message.data;
-  Demo.addLine(log, `${name} ${status}`, "presence");
+  Demo.addLine(log, `${name} ${status}`, "presence").title = `${online} online`;
   if (status === "online") {
     Demo.addLine(log, `Hello, ${name}! Online ${online}`, "greeting");
   }

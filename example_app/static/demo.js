@@ -3,7 +3,8 @@
 "use strict";
 
 const Demo = {
-  /* Append one line of text to a list, dropping the oldest beyond `limit`. */
+  /* Append one line of text to a list, dropping the oldest beyond `limit`;
+   * returns the new line. */
   addLine(list, text, className = "", limit = 500) {
     const item = document.createElement("li");
     item.textContent = text;
@@ -13,6 +14,7 @@ const Demo = {
       list.firstElementChild.remove();
     }
     item.scrollIntoView({block: "nearest"});
+    return item;
   },
 
   showStatus(text, isError = false) {

@@ -234,6 +234,7 @@
       return;
     }
     if (message.event === "gap" && message.id === undefined) {
+      this._skipGap(message.data);
       this._call(this.options.onGap, message.data);
       return;
     }
@@ -243,6 +244,18 @@
       ? named[message.event]
       : message.event === "message" ? this.options.onMessage : null;
     this._call(handler, message);
+  };
+
+  /* Move the resume position past a gap notice. The retained messages
+   * (ids first..last) follow it and move the position as they arrive, so
+   * the position becomes the id just before them; with nothing retained
+   * (first 0) it is `last`. Either way it never stays ahead of the channel:
+   * resuming from an id the channel hasn't reached yet would silently skip
+   * the messages up to it once the channel gets there. */
+  Subscription.prototype._skipGap = function (gap) {
+    if (gap && typeof gap.first === "number" && typeof gap.last === "number") {
+      this.lastId = gap.first > 0 ? gap.first - 1 : gap.last;
+    }
   };
 
   /* Run a page's callback. Its exception is rethrown on its own, so that it
@@ -265,8 +278,14 @@
    * for: "message", "gap" and the keys of onEvent. */
   Subscription.prototype._sse = function () {
     var self = this;
+    // Where the browser's own reconnect resumes from: its Last-Event-ID, the
+    // last id it was sent (the stream opens with `id: <position>`).
+    var browserId = this.lastId;
     var source = new root.EventSource(this._url("sse", {last_event_id: this.lastId}));
     function onEvent(event) {
+      if (event.lastEventId) {
+        browserId = parseInt(event.lastEventId, 10);
+      }
       var message = {event: event.type, data: parseSseData(event.data)};
       if (event.type !== "gap") {
         message.id = parseInt(event.lastEventId, 10);
@@ -282,6 +301,13 @@
       if (source.readyState === root.EventSource.CLOSED) {
         source.close();
         self._retry(0, "event stream closed by the browser");
+      } else if (browserId !== self.lastId) {
+        // A gap moved the position, and a gap notice carries no id: the
+        // browser would resume from its old, possibly ahead-of-the-channel
+        // id (unless an `id:` record we can't see followed). Reconnect
+        // ourselves, naming the position in the query.
+        source.close();
+        self._retry(0, "reconnecting from the position after a gap");
       } else {
         self._call(self.options.onError, {transport: "sse", status: 0, message: "reconnecting"});
       }
