@@ -18,6 +18,7 @@ import time
 import gevent
 
 from wsgi_push import MemoryBroker
+from wsgi_push.stats import Stats
 from wsgi_push.transports.base import follow
 from wsgi_push.transports.sse import SSE_FORMAT
 
@@ -25,16 +26,9 @@ from wsgi_push.transports.sse import SSE_FORMAT
 def one_run(subs: int, messages: int) -> float:
     broker = MemoryBroker()
     ended = False
-    kwargs = {}
-    try:  # the follow() signature grew a stats argument; accept both
-        from wsgi_push.stats import Stats  # type: ignore[import-not-found]
-
-        kwargs["stats"] = Stats()
-    except ImportError:
-        pass
 
     def subscriber() -> None:
-        for _chunk in follow(broker, "c", 0, SSE_FORMAT, 30.0, lambda: ended, **kwargs):
+        for _chunk in follow(broker, "c", 0, SSE_FORMAT, 30.0, lambda: ended, Stats(), b""):
             pass
 
     greenlets = [gevent.spawn(subscriber) for _ in range(subs)]
@@ -56,17 +50,12 @@ def idle_run(subs: int, heartbeat: float, seconds: float) -> float:
     broker = MemoryBroker()
     ended = False
     beats = 0
-    kwargs = {}
-    try:
-        from wsgi_push.stats import Stats  # type: ignore[import-not-found]
-
-        kwargs["stats"] = Stats()
-    except ImportError:
-        pass
 
     def subscriber() -> None:
         nonlocal beats
-        for _chunk in follow(broker, "c", 0, SSE_FORMAT, heartbeat, lambda: ended, **kwargs):
+        stream = follow(broker, "c", 0, SSE_FORMAT, heartbeat, lambda: ended, Stats(), b"")
+        next(stream)  # the opening
+        for _chunk in stream:
             beats += 1
 
     greenlets = [gevent.spawn(subscriber) for _ in range(subs)]

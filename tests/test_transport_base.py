@@ -23,7 +23,8 @@ def test_an_outage_pause_ends_when_connections_are_ended() -> None:
     chunks: list[bytes] = []
 
     def subscriber() -> None:
-        stream = follow(broker, "news", 0, NDJSON_FORMAT, 30.0, lambda: ended[0], Stats())
+        stream = follow(broker, "news", 0, NDJSON_FORMAT, 30.0, lambda: ended[0], Stats(), b"")
+        assert next(stream) == b""  # the opening
         chunks.extend(stream)
 
     greenlet = gevent.spawn(subscriber)

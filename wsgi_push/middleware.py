@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from itertools import chain
 from typing import TYPE_CHECKING, Any
-
-from werkzeug.wsgi import ClosingIterator
 
 from . import lifecycle
 from .auth import PUBLISH, STATS, SUBSCRIBE, Authorize, Gate
@@ -46,6 +43,7 @@ from .request import parse_position, parse_timeout, query_params, read_json_body
 from .responses import (
     Headers,
     Response,
+    StreamBody,
     error_response,
     json_body_response,
     json_response,
@@ -283,8 +281,9 @@ class PushMiddleware:
             self.heartbeat,
             self.connections.ended_check(),
             self.stats,
+            opening,
         )
-        body = ClosingIterator(chain([opening], messages), leave)
+        body = StreamBody(messages, leave)
         return status_line(200), self._stream_headers(stream_format), body
 
     def _poll(self, channel: str, params: dict[str, str], release: Callable[[], None]) -> Response:

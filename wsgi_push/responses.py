@@ -7,7 +7,7 @@ server and keeps status lines and JSON bodies consistent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -45,3 +45,28 @@ def json_body_response(code: int, body: bytes, headers: Iterable[tuple[str, str]
 def error_response(error: PushError) -> Response:
     """The contract's error shape: ``{"error": "..."}`` with the error's status."""
     return json_response(error.status, {"error": error.message}, error.headers)
+
+
+class StreamBody:
+    """The WSGI body of a stream: ``close()`` closes ``chunks`` and always
+    runs ``on_close``, even if iteration never began.
+
+    Iterating it iterates ``chunks`` itself, with no wrapper in between (as
+    werkzeug's ``ClosingIterator`` has): every greenlet switch copies the
+    waiting subscriber's C stack, so each level of it costs on every delivery.
+    """
+
+    __slots__ = ("_chunks", "_on_close")
+
+    def __init__(self, chunks: Generator[bytes, None, None], on_close: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._on_close = on_close
+
+    def __iter__(self) -> Generator[bytes, None, None]:
+        return self._chunks
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()
+        finally:
+            self._on_close()

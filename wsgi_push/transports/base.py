@@ -7,7 +7,7 @@ one loop that reads the numbered queue for both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,14 +67,17 @@ def follow(
     heartbeat: float,
     ending: Callable[[], bool],
     stats: Stats,
-) -> Iterator[bytes]:
-    """Yield every message after ``position`` as it is published, forever.
+    opening: bytes,
+) -> Generator[bytes, None, None]:
+    """Yield ``opening``, then every message after ``position`` as it is
+    published, forever.
 
     A woken subscriber takes everything pending in one chunk. While idle it
     yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
     vanished client only shows when a write fails. Stops once ``ending()``.
     While the broker is unavailable it keeps heartbeating and retries.
     """
+    yield opening
     while not ending():
         try:
             batch = broker.read(channel, position)
