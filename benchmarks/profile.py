@@ -1,9 +1,10 @@
 """Profile the wsgi_push server under fan-out load with py-spy.
 
-``python -m benchmarks.profile [--subs 10000] [--deliveries 40000] [--seconds 15]``
+``python -m benchmarks.profile [--subs 10000] [--channels 1] [--deliveries 40000] [--seconds 15]``
 
-Starts the benchmark server on core 0, holds ``--subs`` SSE subscribers and
-publishes at ``--deliveries`` per second from the load generator on core 1,
+Starts the benchmark server on core 0, holds ``--subs`` SSE subscribers
+(spread over ``--channels`` channels) and publishes at ``--deliveries`` per
+second from the load generator on core 1,
 while ``py-spy record`` samples the server. Writes the collapsed stacks
 (flamegraph.pl and speedscope read them) under ``benchmarks/results/`` and
 prints where the time goes: self and inclusive time per function.
@@ -47,6 +48,7 @@ def summarise(collapsed: Path, top: int = 25) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--subs", type=int, default=10_000)
+    parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--deliveries", type=float, default=40_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--name", default="profile-fanout")
@@ -57,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     target = WsgiPushTarget()
     target.start()
     try:
-        rate = config.deliveries / config.subs
-        args = loadgen_args(target, f"prof{int(time.time()) % 100000}c", config.subs)
+        rate = config.deliveries / (config.subs // config.channels)  # publishes per second
+        prefix = f"prof{int(time.time()) % 100000}c"
+        args = loadgen_args(target, prefix, config.subs, config.channels)
         seconds = config.seconds + 5
         args += ["--rates", f"{rate}/{seconds}", "--drain", "3"]
         loadgen = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
