@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gevent.hub import Waiter, get_hub
-
 from ..message import Gap, Message, check_channel, check_data, check_event
+from .signals import Signals, Spot
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a setattr call per field, per read
@@ -58,71 +56,6 @@ def make_batch(messages: list[Message], gap: Gap | None, after: int, last: int) 
     else:
         next_position = after
     return Batch(messages, gap, next_position)
-
-
-class Signals:
-    """Greenlet wake-ups: one set of parked waiters per channel.
-
-    A publish takes the channel's whole set and schedules one hub callback
-    that resumes each waiter in arrival order: what ``Event.set()`` does,
-    without its costs at scale. gevent's ``Event`` keeps its links in a
-    list, so a waiter that leaves on a heartbeat timeout unlinks in
-    O(waiters) and a wake-up pops the list from the front, O(waiters²) per
-    publish; here joining and leaving are O(1) dict operations. A wake-up
-    only says "something may have changed": waiters re-check ``ready()``.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, dict[Waiter, None]] = {}
-
-    def wait(self, channel: str, ready: Callable[[], bool], timeout: float | None) -> bool:
-        """Block this greenlet until ``ready()`` or ``timeout``; return ``ready()``."""
-        if ready():
-            return True
-        waiting = self._waiting.get(channel)
-        if waiting is None:
-            waiting = self._waiting[channel] = {}
-        hub = get_hub()
-        waiter = Waiter(hub)
-        waiting[waiter] = None
-        # The timeout is a bare loop timer that resumes the waiter, not a
-        # Timeout exception thrown into the greenlet.
-        timer = hub.loop.timer(timeout) if timeout is not None else None
-        try:
-            if timer is not None:
-                timer.start(waiter.switch, None)
-            waiter.get()
-        finally:
-            if timer is not None:
-                timer.close()
-            # Once a notify has taken the set, it is never touched again.
-            if self._waiting.get(channel) is waiting:
-                del waiting[waiter]
-                if not waiting:
-                    del self._waiting[channel]
-        return ready()
-
-    def has_waiters(self, channel: str) -> bool:
-        return channel in self._waiting
-
-    def notify(self, channel: str) -> None:
-        """Wake every greenlet waiting on ``channel``."""
-        waiting = self._waiting.pop(channel, None)
-        if waiting:
-            get_hub().loop.run_callback(_resume, waiting)
-
-    def notify_all(self) -> None:
-        """Wake every waiter on every channel (used to end connections)."""
-        everything, self._waiting = self._waiting, {}
-        for waiting in everything.values():
-            get_hub().loop.run_callback(_resume, waiting)
-
-
-def _resume(waiters: dict[Waiter, None]) -> None:
-    """Resume each waiter (runs in the hub). One whose timer already woke it
-    is no longer waiting, and ``Waiter.switch`` then only stores the value."""
-    for waiter in waiters:
-        waiter.switch(None)
 
 
 class Broker(ABC):
@@ -168,10 +101,13 @@ class Broker(ABC):
     def last_id(self, channel: str) -> int:
         """The newest id ever assigned in ``channel`` (0 if none)."""
 
-    def wait(self, channel: str, after: int, timeout: float | None) -> bool:
+    def wait(
+        self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
+    ) -> bool:
         """Block this greenlet until a message after ``after`` exists or
-        ``timeout`` seconds pass. Returns whether one exists."""
-        return self.signals.wait(channel, lambda: self.last_id(channel) > after, timeout)
+        ``timeout`` seconds pass. Returns whether one exists. A subscriber
+        loop passes its own reusable :class:`~wsgi_push.brokers.signals.Spot`."""
+        return self.signals.wait(channel, lambda: self.last_id(channel) > after, timeout, spot)
 
     def wake_all(self) -> None:
         """Wake every waiting greenlet, e.g. so that connections can end."""

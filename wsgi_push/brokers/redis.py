@@ -47,8 +47,9 @@ from gevent.lock import Semaphore
 
 from ..errors import BrokerUnavailable
 from ..message import Message, dumps
-from .base import Batch, Broker, Signals, make_batch, plan_read
+from .base import Batch, Broker, make_batch, plan_read
 from .history import History
+from .signals import Signals, Spot
 
 logger = logging.getLogger("wsgi_push")
 
@@ -388,13 +389,15 @@ class RedisBroker(Broker):
 
     # Waiting: one listener per process -----------------------------------------
 
-    def wait(self, channel: str, after: int, timeout: float | None) -> bool:
+    def wait(
+        self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
+    ) -> bool:
         local = self._local(channel)
         self._start_listener()
         if not self._listening:
             # No notifications right now: look at Redis again soon.
             timeout = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        return self.signals.wait(channel, lambda: local.known_last > after, timeout)
+        return self.signals.wait(channel, lambda: local.known_last > after, timeout, spot)
 
     def _start_listener(self) -> None:
         if self._listener is None:

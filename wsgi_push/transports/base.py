@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..brokers.base import Batch, Broker
+from ..brokers.signals import Spot
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
 from ..stats import Stats
@@ -78,20 +79,24 @@ def follow(
     While the broker is unavailable it keeps heartbeating and retries.
     """
     yield opening
-    while not ending():
-        try:
-            batch = broker.read(channel, position)
-        except BrokerUnavailable:
-            # Keep the subscriber: heartbeat through the outage, read again
-            # after. The pause is a broker wait, so ending connections cuts it short.
-            broker.signals.wait(channel, ending, heartbeat)
-            yield stream_format.heartbeat
-            continue
-        if batch:
-            position = batch.last_id
-            stats.record(batch)
-            yield stream_format.encode_batch(batch)
-        # No second read after a batch: wait() first compares the channel's
-        # last id with ours, and returns at once if more came meanwhile.
-        if not broker.wait(channel, position, heartbeat):
-            yield stream_format.heartbeat
+    spot = Spot(heartbeat)
+    try:
+        while not ending():
+            try:
+                batch = broker.read(channel, position)
+            except BrokerUnavailable:
+                # Keep the subscriber: heartbeat through the outage, read again after.
+                # The pause is a broker wait, so ending connections cuts it short.
+                broker.signals.wait(channel, ending, heartbeat, spot)
+                yield stream_format.heartbeat
+                continue
+            if batch:
+                position = batch.last_id
+                stats.record(batch)
+                yield stream_format.encode_batch(batch)
+            # No second read after a batch: wait() first compares the channel's
+            # last id with ours, and returns at once if more came meanwhile.
+            if not broker.wait(channel, position, heartbeat, spot):
+                yield stream_format.heartbeat
+    finally:
+        spot.close()
