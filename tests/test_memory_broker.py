@@ -142,3 +142,14 @@ def test_publish_refuses_bad_input_and_keeps_history(
         broker.publish(channel, data, event)
     assert [m.data for m in broker.read("ok", 0).messages] == ["kept"]
     assert broker.last_id("ok") == 1
+
+
+def test_a_caught_up_reader_gets_the_newest_message_shared_and_unchanged() -> None:
+    broker = MemoryBroker(max_messages=2)
+    for n in range(3):
+        broker.publish("c", n)
+    first, second = broker.read("c", 2), broker.read("c", 2)
+    assert first is second  # one batch for every caught-up subscriber
+    assert [m.id for m in first.messages] == [3] and first.gap is None and first.last_id == 3
+    assert [m.id for m in broker.read("c", 1).messages] == [2, 3]
+    assert broker.read("c", 0).messages == broker.read("c", 1).messages

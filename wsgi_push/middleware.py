@@ -121,6 +121,8 @@ class PushMiddleware:
             raise ValueError("prefix must start with '/' and not end with '/'")
         if heartbeat <= 0 or poll_timeout <= 0:
             raise ValueError("heartbeat and poll_timeout must be positive")
+        if poll_batch_limit < 1:
+            raise ValueError("poll_batch_limit must be at least 1")
         self.app = app
         self.broker = broker if broker is not None else MemoryBroker()
         self.prefix = prefix
