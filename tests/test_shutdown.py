@@ -3,14 +3,21 @@ at once, so clients reconnect to a live process; the process exits by itself."""
 
 from __future__ import annotations
 
+import codecs
+import json
+import os
 import signal
+import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 import requests
 from werkzeug.test import Client
 
+from tests.support.clients import AUTH, TRANSPORTS, SSEParser
+from tests.support.redis_server import RedisServer
 from tests.support.servers import (
     ServerProcess,
     free_port,
@@ -20,6 +27,23 @@ from tests.support.servers import (
     wait_until,
 )
 from wsgi_push import MemoryBroker, PushMiddleware
+
+PUSH_WORKER = "wsgi_push.gunicorn.GeventWorker"
+# How soon after SIGTERM streams and held polls must have ended: pywsgi drains
+# at once; the gunicorn worker notices the signal on its 1 s tick.
+ENDED_WITHIN = {"pywsgi": 2.0, "gunicorn": 3.5}
+# A library bug these tests found (not fixed here): ``wsgi_push.serve`` builds
+# its PushServer without a pool, so ``server.stop(stop_timeout)`` waits for no
+# handler and the process exits ~60 ms after SIGTERM, cutting whatever is still
+# being answered, a drained stream reading Redis one last time included.
+# test_sigterm_lets_a_request_in_progress_finish[pywsgi] shows it every time
+# (strict xfail); once it is fixed, drop that mark and the rolling restart's
+# xfail on a cut under pywsgi. Meanwhile the MemoryBroker test above, whose
+# drained streams need no I/O to end, still catches a drain that ends nothing.
+EXITS_MID_REQUEST = (
+    "wsgi_push.serve exits without waiting for requests in progress (PushServer has "
+    "no pool, so server.stop(stop_timeout) waits for none): docs/hardening.md step 3"
+)
 
 
 def read_until_end(response: requests.Response, ended: list[float]) -> None:
@@ -41,25 +65,60 @@ def hold_streams(server: ServerProcess) -> tuple[list[threading.Thread], list[fl
     return readers, ended
 
 
+def hold_poll(
+    server: ServerProcess,
+) -> tuple[threading.Thread, list[tuple[float, requests.Response]]]:
+    """A long poll on an empty channel, held (the server's poll timeout is 30 s).
+
+    Once it is answered, a client that was not told ``Connection: close``
+    polls again on the same kept-alive connection, as browsers do."""
+    polls: list[tuple[float, requests.Response]] = []
+
+    def poll() -> None:
+        with requests.Session() as session:
+            since = 0
+            while not polls or polls[-1][1].headers.get("Connection", "").lower() != "close":
+                response = session.get(
+                    f"{server.url}/push/poll/bye",
+                    params={"since": since, "timeout": 30},
+                    timeout=30,
+                )
+                polls.append((time.monotonic(), response))
+                since = response.json()["last_id"]
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    return poller, polls
+
+
+def check_poll_answered_by_drain(
+    polls: list[tuple[float, requests.Response]], signalled: float, within: float
+) -> None:
+    """The held poll, and the poll after it if the client was not yet told to
+    go, were answered early, empty, with the position to pass next; the last
+    answer told the client to reconnect on a fresh connection."""
+    assert polls, "the held long poll was not answered"
+    for answered, response in polls:
+        assert answered - signalled < within
+        assert response.status_code == 200
+        assert response.json() == {"channel": "bye", "messages": [], "last_id": 0, "gap": None}
+    assert polls[-1][1].headers["Connection"].lower() == "close"
+
+
 def test_pywsgi_sigterm_ends_streams_and_polls_at_once() -> None:
     server = pywsgi_server(PUSH_TEST_HEARTBEAT="30", PUSH_TEST_POLL_TIMEOUT="30")
     try:
         readers, ended = hold_streams(server)
-        polls: list[requests.Response] = []
-        poller = threading.Thread(
-            target=lambda: polls.append(
-                requests.get(f"{server.url}/push/poll/bye?since=0", timeout=30)
-            )
-        )
-        poller.start()
+        poller, polls = hold_poll(server)
         wait_until(lambda: open_connections(server) == 3, 5, "three open connections")
         signalled = time.monotonic()
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         for thread in [*readers, poller]:
             thread.join(5)
-        assert len(ended) == 2 and max(ended) - signalled < 2.0
-        assert polls[0].status_code == 200 and polls[0].json()["messages"] == []
+        assert len(ended) == 2 and max(ended) - signalled < ENDED_WITHIN["pywsgi"]
+        check_poll_answered_by_drain(polls, signalled, ENDED_WITHIN["pywsgi"])
+        assert len(polls) == 1, "the held poll's own answer says Connection: close"
         assert server.process.wait(10) == 0
     finally:
         server.stop()
@@ -68,25 +127,35 @@ def test_pywsgi_sigterm_ends_streams_and_polls_at_once() -> None:
 @pytest.fixture
 def push_worker_gunicorn() -> ServerProcess:
     return gunicorn_server(
-        free_port(), worker_class="wsgi_push.gunicorn.GeventWorker", PUSH_TEST_HEARTBEAT="30"
+        free_port(),
+        worker_class=PUSH_WORKER,
+        PUSH_TEST_HEARTBEAT="30",
+        PUSH_TEST_POLL_TIMEOUT="30",
     )
 
 
-def test_gunicorn_worker_ends_streams_before_the_graceful_timeout(
+def test_gunicorn_worker_ends_streams_and_polls_before_the_graceful_timeout(
     push_worker_gunicorn: ServerProcess,
 ) -> None:
     """The worker drains push connections as soon as it stops accepting: the
-    streams end cleanly long before gunicorn's 5 s graceful timeout."""
+    streams end cleanly and the held long poll is answered long before
+    gunicorn's 5 s graceful timeout (and the 30 s poll timeout)."""
     server = push_worker_gunicorn
     try:
         readers, ended = hold_streams(server)
-        wait_until(lambda: open_connections(server) == 2, 5, "two open streams")
+        poller, polls = hold_poll(server)
+        wait_until(lambda: open_connections(server) == 3, 5, "two open streams and a held poll")
         signalled = time.monotonic()
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
-        for reader in readers:
-            reader.join(10)
-        assert len(ended) == 2 and max(ended) - signalled < 3.5
+        for thread in [*readers, poller]:
+            thread.join(10)
+        assert len(ended) == 2 and max(ended) - signalled < ENDED_WITHIN["gunicorn"]
+        # gunicorn drops the app's Connection header (hop-by-hop) and keeps
+        # alive a response begun before SIGTERM: the client may poll once more
+        # on that connection, and that poll is answered at once with close.
+        check_poll_answered_by_drain(polls, signalled, ENDED_WITHIN["gunicorn"])
+        assert len(polls) <= 2
         assert server.process.wait(10) == 0
     finally:
         server.stop()
@@ -102,3 +171,353 @@ def test_requests_during_drain_end_at_once_with_connection_close() -> None:
     assert sse.headers["Connection"] == "close"
     poll = client.get("/push/poll/x?since=0&timeout=20")
     assert poll.json == {"channel": "x", "messages": [], "last_id": 0, "gap": None}
+
+
+# A rolling restart ---------------------------------------------------------
+
+
+class Publisher:
+    """A thread publishing ``{"n": 1}``, ``{"n": 2}`` ... through one server,
+    one after another with a short pause, until :meth:`stop`."""
+
+    def __init__(self, server: ServerProcess, channel: str) -> None:
+        self.url = f"{server.url}/push/publish/{channel}"
+        self.last_id = 0
+        self.error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with requests.Session() as session:
+                while not self._stopping.is_set():
+                    n = self.last_id + 1
+                    response = session.post(
+                        self.url, json={"data": {"n": n}}, headers=AUTH, timeout=5
+                    )
+                    assert response.status_code == 201 and response.json() == {"id": n}, (
+                        response.text
+                    )
+                    self.last_id = n
+                    self._stopping.wait(0.005)  # a steady stream, not a flood
+        except BaseException as error:
+            self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def halt(self) -> None:
+        """Ask the thread to stop publishing (it ends after its current publish)."""
+        self._stopping.set()
+
+    def stop(self) -> int:
+        """Stop publishing; the last id published."""
+        self.halt()
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "the publisher did not stop"
+        self.check()
+        return self.last_id
+
+
+class Resumer:
+    """A client of one transport behind a load balancer that moves it: it
+    follows ``channel`` on ``leaving`` until that server ends its connection
+    (a stream's chunked body ends, or a poll answer says ``Connection:
+    close``), then at once resumes on ``survivor`` from the last id it saw
+    (``Last-Event-ID`` or ``since``) — what EventSource and client.js do.
+    It stops once it has ``through`` (set at the end). Items are messages as
+    ``{"id", "event", "data"}``; a gap notice would show as one without id."""
+
+    def __init__(
+        self, transport: str, channel: str, leaving: ServerProcess, survivor: ServerProcess
+    ) -> None:
+        self.transport = transport
+        self.channel = channel
+        self.items: list[dict[str, Any]] = []
+        self.position = 0  # the last id received
+        self.through: int | None = None
+        self.left: float | None = None  # when ``leaving`` ended our connection, cleanly
+        self.on_leaving = 0  # messages received from ``leaving``
+        self.resumed: float | None = None  # when ``survivor`` answered the resume
+        self.cut = False  # ``leaving`` dropped the connection instead of ending it
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(leaving, survivor), daemon=True)
+        self._thread.start()
+
+    def _run(self, leaving: ServerProcess, survivor: ServerProcess) -> None:
+        try:
+            try:
+                assert self._follow(leaving.url), "the client stopped before the server went away"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                self.cut = True
+                raise
+            self.left = time.monotonic()
+            self.on_leaving = len(self.items)
+            assert not self._follow(survivor.url, resuming=True), "the survivor ended it"
+        except BaseException as error:
+            self.error = error
+
+    def _done(self) -> bool:
+        return self.through is not None and self.position >= self.through
+
+    def _receive(self, received: list[dict[str, Any]]) -> None:
+        self.items.extend(received)
+        for item in received:
+            self.position = item.get("id") or self.position
+
+    def _follow(self, base_url: str, resuming: bool = False) -> bool:
+        """Receive from one server; True once the server ended the connection,
+        False once done. A connection cut without a clean end raises."""
+        if self.transport == "poll":
+            return self._poll(base_url, resuming)
+        if self.transport == "sse":
+            path, headers = f"/push/sse/{self.channel}", {"Last-Event-ID": str(self.position)}
+        else:
+            path, headers = f"/push/stream/{self.channel}?since={self.position}", {}
+        with requests.get(base_url + path, headers=headers, stream=True, timeout=5) as response:
+            assert response.status_code == 200, response.text
+            if resuming:
+                self.resumed = time.monotonic()
+            decode = self._sse_decoder() if self.transport == "sse" else self._ndjson_decoder()
+            # A body cut short raises (ChunkedEncodingError): only a
+            # finished chunked body ends this loop.
+            for chunk in response.iter_content(chunk_size=None):
+                self._receive(decode(chunk))
+                if self._done():
+                    return False
+        return True
+
+    @staticmethod
+    def _sse_decoder() -> Any:
+        parser = SSEParser()
+        text = codecs.getincrementaldecoder("utf-8")()
+
+        def decode(chunk: bytes) -> list[dict[str, Any]]:
+            return [
+                {"event": event.event, "data": json.loads(event.data)}
+                | ({} if event.id is None else {"id": int(event.id)})
+                for event in parser.feed(text.decode(chunk))
+            ]
+
+        return decode
+
+    @staticmethod
+    def _ndjson_decoder() -> Any:
+        rest = b""
+
+        def decode(chunk: bytes) -> list[dict[str, Any]]:
+            nonlocal rest
+            *lines, rest = (rest + chunk).split(b"\n")
+            return [json.loads(line) for line in lines if line.strip()]  # "" is a heartbeat
+
+        return decode
+
+    def _poll(self, base_url: str, resuming: bool) -> bool:
+        with requests.Session() as session:
+            while not self._done():
+                response = session.get(
+                    f"{base_url}/push/poll/{self.channel}",
+                    params={"since": self.position, "timeout": 1 if resuming else 20},
+                    timeout=25,
+                )
+                assert response.status_code == 200, response.text
+                if resuming and self.resumed is None:
+                    self.resumed = time.monotonic()
+                answer = response.json()
+                if answer["gap"] is not None:
+                    self._receive([{"event": "gap", "data": answer["gap"]}])
+                self._receive(answer["messages"])
+                self.position = answer["last_id"]
+                if response.headers.get("Connection", "").lower() == "close":
+                    return True  # the server is going away: reconnect elsewhere
+        return False
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise AssertionError(f"{self.transport} client failed: {self.error!r}") from self.error
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"{self.transport} client did not finish"
+        self.check()
+
+
+TEST_APP = "tests.support.apps:app"
+
+
+def start_leaving(kind: str, env: dict[str, str]) -> ServerProcess:
+    """The server to be restarted: pywsgi, or gunicorn with the push worker."""
+    if kind == "pywsgi":
+        return pywsgi_server(TEST_APP, (), **env)
+    return gunicorn_server(free_port(), TEST_APP, 1, PUSH_WORKER, **env)
+
+
+def expected(last: int) -> list[dict[str, Any]]:
+    return [{"id": n, "event": "message", "data": {"n": n}} for n in range(1, last + 1)]
+
+
+@pytest.mark.parametrize("kind", ["pywsgi", "gunicorn"])
+def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
+    redis_server: RedisServer, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two processes on one redis-server. An SSE, an NDJSON and a long-polling
+    client follow a channel on the leaving process while a thread publishes
+    through the survivor without pause. On SIGTERM each client's connection
+    ends cleanly within the drain bound, the client resumes on the survivor
+    from its last id, and in the end it has every id exactly once, in order;
+    the leaving process exits 0 by itself."""
+    channel = f"rolling-{kind}"
+    env = {
+        "PUSH_TEST_REDIS_URL": redis_server.url,
+        "PUSH_TEST_MAX_MESSAGES": "10000",
+        "PUSH_TEST_POLL_TIMEOUT": "30",
+    }
+    publisher: Publisher | None = None
+    clients: list[Resumer] = []
+    # The survivor heartbeats, so that its clients notice "through" even when idle.
+    with (
+        pywsgi_server(TEST_APP, (), **{**env, "PUSH_TEST_HEARTBEAT": "0.5"}) as survivor,
+        start_leaving(kind, {**env, "PUSH_TEST_HEARTBEAT": "30"}) as leaving,
+    ):
+        assert leaving.process is not None
+        try:
+            clients = [Resumer(t, channel, leaving, survivor) for t in TRANSPORTS]
+
+            def every_client(condition: Any) -> bool:
+                for client in clients:
+                    client.check()
+                if publisher is not None:
+                    publisher.check()
+                return all(condition(client) for client in clients)
+
+            wait_until(
+                lambda: open_connections(leaving, "sse") + open_connections(leaving, "stream") == 2,
+                5,
+                "both streams open on the leaving server",
+            )
+            publisher = Publisher(survivor, channel)
+            wait_until(
+                lambda: every_client(lambda c: c.position >= 20),
+                10,
+                "every client to receive 20 messages from the leaving server",
+            )
+            signalled = time.monotonic()
+            leaving.process.send_signal(signal.SIGTERM)
+            wait_until(
+                lambda: every_client(lambda c: c.resumed is not None),
+                10,
+                "every client to resume on the survivor",
+            )
+            live_from = publisher.last_id
+            wait_until(
+                lambda: every_client(lambda c: c.position >= live_from + 20),
+                10,
+                "every client to receive 20 messages live from the survivor",
+            )
+            last_published = publisher.stop()
+            for client in clients:
+                client.through = last_published
+            for client in clients:
+                client.join(10)
+            exit_code = leaving.process.wait(10)
+            exited = time.monotonic()
+        except AssertionError:
+            if kind == "pywsgi" and any(client.cut for client in clients):
+                pytest.xfail(EXITS_MID_REQUEST)  # that bug's signature, and only that
+            raise
+        finally:
+            if publisher is not None:
+                publisher.halt()
+    timings = {
+        c.transport: (c.left - signalled, c.resumed - c.left)  # type: ignore[operator]
+        for c in clients
+    }
+    with capsys.disabled():
+        print(
+            f"\nrolling restart ({kind}): {last_published} messages; after SIGTERM "
+            + ", ".join(
+                f"{transport} ended at {left * 1000:.0f} ms, resumed {resumed * 1000:.0f} ms later"
+                for transport, (left, resumed) in timings.items()
+            )
+            + f"; the process exited at {(exited - signalled) * 1000:.0f} ms"
+        )
+    for client in clients:
+        assert client.items == expected(last_published), f"{client.transport}: lost or repeated"
+        assert 0 < client.on_leaving < last_published, "both servers delivered"
+        left, resumed = timings[client.transport]
+        assert left < ENDED_WITHIN[kind], f"{client.transport} ended {left:.2f}s after SIGTERM"
+        assert resumed < 1.0, f"{client.transport} took {resumed:.2f}s to resume"
+    assert exit_code == 0
+
+
+def holds_connection(pid: int, server_port: int, client_port: int) -> bool:
+    """Whether process ``pid`` has accepted our loopback connection from
+    ``client_port``: a socket among its fds (``/proc/<pid>/fd``) is that
+    connection in ``/proc/<pid>/net/tcp``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    with open(f"/proc/{pid}/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            local, remote = (int(end.rsplit(":", 1)[1], 16) for end in fields[1:3])
+            if (local, remote) == (server_port, client_port) and fields[9] in inodes:
+                return True
+    return False
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("pywsgi", marks=pytest.mark.xfail(strict=True, reason=EXITS_MID_REQUEST)),
+     "gunicorn"],
+)  # fmt: skip
+def test_sigterm_lets_a_request_in_progress_finish(kind: str) -> None:
+    """A publish whose body is still arriving when SIGTERM comes is answered
+    (step 3 of the shutdown: other requests get up to the stop or graceful
+    timeout) with its id."""
+    server = start_leaving(kind, {})
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        pid = requests.get(f"{server.url}/_test/state", timeout=5).json()["pid"]  # the worker's
+        body = json.dumps({"data": "last words"}).encode()
+        head = (
+            f"POST /push/publish/bye HTTP/1.1\r\nHost: t\r\nAuthorization: {AUTH['Authorization']}"
+            f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode() + body[:5])
+            client_port = sock.getsockname()[1]
+            wait_until(lambda: holds_connection(pid, port, client_port), 5, "the accept")
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: refuses_connections(port), 5, "the listener to close")
+            answer = b""
+            try:
+                sock.sendall(body[5:])
+                while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except ConnectionError:
+                pass
+        assert answer.startswith(b"HTTP/1.1 201 "), answer
+        assert answer.endswith(b'{"id":1}'), answer
+        assert server.process.wait(10) == 0
+    finally:
+        server.stop()
