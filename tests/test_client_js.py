@@ -16,7 +16,7 @@ import requests
 
 from tests.support.browser import wait_for
 from tests.support.clients import publish
-from tests.support.servers import ServerProcess, pywsgi_server, wait_until
+from tests.support.servers import ServerProcess, pywsgi_server, subscriber_count, wait_until
 
 TRANSPORTS = ["sse", "stream", "poll"]
 # Short back-off so that reconnects after a cut take tens of milliseconds.
@@ -64,13 +64,6 @@ def open_client(page: Any, server: ServerProcess, channel: str, **options: Any) 
     page.goto(server.url + "/_test/client")
     transport: str = page.evaluate(SUBSCRIBE, [channel, {**FAST_RETRY, **options}])
     return transport
-
-
-def subscribers(server: ServerProcess, channel: str) -> int:
-    count: int = requests.get(f"{server.url}/_test/state?{channel}", timeout=5).json()[
-        "subscribers"
-    ]
-    return count
 
 
 def received_ids(page: Any) -> list[int]:
@@ -177,7 +170,7 @@ def test_resuming_ahead_of_the_channel_loses_nothing_after_a_cut(
     assert page.evaluate("subscription.lastId") == 0
     if transport != "poll":
         wait_for(page, "opens >= 1")
-        wait_until(lambda: subscribers(live, channel) == 1, 10, "the subscriber")
+        wait_until(lambda: subscriber_count(live, channel) == 1, 10, "the subscriber")
     reconnects = HeldRequests(page, rf"/push/{transport}/{channel}\?")
     requests.post(live.url + "/_test/cut", timeout=5)
     for n in range(1, 9):
@@ -334,7 +327,7 @@ def test_reconnect_back_off_grows_to_its_cap_with_jitter_and_resets(
     channel = "back-off"
     holder = requests.get(f"{one_subscriber.url}/push/stream/{channel}", stream=True, timeout=5)
     try:
-        wait_until(lambda: subscribers(one_subscriber, channel) == 1, 10, "the slot taken")
+        wait_until(lambda: subscriber_count(one_subscriber, channel) == 1, 10, "the slot taken")
         page.add_init_script(RECORD_RECONNECTS)
         open_client(page, one_subscriber, channel, transport="stream", since=0, **BACKOFF)
         refusals = 8
@@ -343,7 +336,9 @@ def test_reconnect_back_off_grows_to_its_cap_with_jitter_and_resets(
     finally:
         holder.close()
     wait_for(page, "opens >= 1")
-    wait_until(lambda: subscribers(one_subscriber, channel) == 1, 10, "the client's connection")
+    wait_until(
+        lambda: subscriber_count(one_subscriber, channel) == 1, 10, "the client's connection"
+    )
     requests.post(one_subscriber.url + "/_test/cut", timeout=5)
     wait_for(page, "opens >= 2")
 
@@ -377,10 +372,12 @@ def test_close_ends_the_connection(page: Any, live: ServerProcess) -> None:
     channel = "closing"
     open_client(page, live, channel, transport="stream")
     wait_for(page, "opens >= 1")
-    assert subscribers(live, channel) == 1
+    assert subscriber_count(live, channel) == 1
     page.evaluate("subscription.close()")
     publish(live.url, channel, "after close")  # the write that notices the close
-    wait_until(lambda: subscribers(live, channel) == 0, 10, "the server to see the subscriber go")
+    wait_until(
+        lambda: subscriber_count(live, channel) == 0, 10, "the server to see the subscriber go"
+    )
     assert page.evaluate("received") == []
 
 
@@ -395,7 +392,7 @@ def test_subscription_from_now_survives_a_cut_before_its_first_message(
         publish(live.url, channel, n)
     open_client(page, live, channel, transport=transport)
     wait_for(page, "opens >= 1")
-    wait_until(lambda: subscribers(live, channel) == 1, 10, "the subscriber")
+    wait_until(lambda: subscriber_count(live, channel) == 1, 10, "the subscriber")
     requests.post(live.url + "/_test/cut", timeout=5)
     publish(live.url, channel, "published while cut")
     wait_for(page, "opens >= 2")

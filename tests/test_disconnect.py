@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-from urllib.parse import urlsplit
-
 import pytest
 
+from tests.support.raw_http import open_stream_socket
 from tests.support.servers import ServerProcess, server_state, wait_until
 
 STREAMS = 200
-
-
-def open_stream(base_url: str, path: str) -> socket.socket:
-    """A raw subscriber socket, returned once the response headers arrived."""
-    address = urlsplit(base_url)
-    sock = socket.create_connection((address.hostname, address.port), timeout=5)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, "server closed the stream"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 200")
-    return sock
 
 
 @pytest.mark.parametrize("transport", ["sse", "stream"])
@@ -31,7 +15,9 @@ def test_dropped_streams_release_everything(server: ServerProcess, transport: st
     channel = f"drop-{transport}"
     baseline = server_state(server, channel)
     assert baseline["subscribers"] == 0
-    sockets = [open_stream(server.url, f"/push/{transport}/{channel}") for _ in range(STREAMS)]
+    sockets = [
+        open_stream_socket(server.url, f"/push/{transport}/{channel}") for _ in range(STREAMS)
+    ]
     try:
         held = server_state(server, channel)
         assert held["subscribers"] == STREAMS

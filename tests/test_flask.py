@@ -81,11 +81,12 @@ def test_view_publishes_and_sse_receives(flask_server: ServerProcess) -> None:
 
 def test_private_channel_needs_the_logged_in_user(flask_server: ServerProcess) -> None:
     url = f"{flask_server.url}/push/sse/private:ann"
-    anonymous = requests.get(url, stream=True, timeout=5)
-    assert anonymous.status_code == 403 and "not allowed" in anonymous.json()["error"]
+    with requests.get(url, stream=True, timeout=5) as anonymous:
+        assert anonymous.status_code == 403 and "not allowed" in anonymous.json()["error"]
     with requests.Session() as bob:
         bob.post(f"{flask_server.url}/login/bob", timeout=5)
-        assert bob.get(url, stream=True, timeout=5).status_code == 403
+        with bob.get(url, stream=True, timeout=5) as refused:
+            assert refused.status_code == 403
     with requests.Session() as ann:
         ann.post(f"{flask_server.url}/login/ann", timeout=5)
         with ann.get(url, stream=True, timeout=5) as response:

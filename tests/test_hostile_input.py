@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -28,7 +28,14 @@ from hypothesis import strategies as st
 
 from tests.support.clients import AUTH, TOKEN, ndjson_objects, publish, sse_events
 from tests.support.fuzz import event_names, fuzz_settings, json_values
-from tests.support.servers import ServerProcess, pywsgi_server, wait_until
+from tests.support.raw_http import connect
+from tests.support.servers import (
+    ServerProcess,
+    open_connections,
+    pywsgi_server,
+    subscriber_count,
+    wait_until,
+)
 
 TIMEOUT = 5.0  # seconds any single exchange may take before it counts as a hang
 MAX_BODY = 65536  # the test app's max_message_bytes
@@ -47,12 +54,12 @@ class Reply:
     body: bytes | None  # None: a stream, left unread
 
 
-def exchange(url: str, request: bytes, method: str = "GET") -> Reply | None:
-    """Send ``request`` as raw bytes on a new connection, half-close, and read
-    the answer. None when the server closed without a parseable answer.
-    Raises ``TimeoutError`` when the server neither answers nor closes."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT) as sock:
+def parsed_reply(url: str, request: bytes, method: str = "GET") -> Reply | None:
+    """Send ``request`` as raw bytes on a new connection, half-close, and
+    parse the answer (a stream's body left unread). None when the server
+    closed without a parseable answer. Raises ``TimeoutError`` when the
+    server neither answers nor closes."""
+    with connect(url, TIMEOUT) as sock:
         try:
             sock.sendall(request)
             sock.shutdown(socket.SHUT_WR)
@@ -148,18 +155,12 @@ class Bystanders:
         self.probes: list[tuple[int, Any]] = []
         self.crashes_seen = 0
 
-    def _state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(
-            f"{self.url}/_test/state?{WATCHED}", timeout=TIMEOUT
-        ).json()
-        return state
-
     def _subscribed(self) -> bool:
-        return bool(self._state()["subscribers"] == len(self.watchers))
+        return subscriber_count(self.server, WATCHED) == len(self.watchers)
 
     def only_watchers_connected(self) -> bool:
         """Whether the watchers are the server's only open connections."""
-        return sum(self._state()["connections"].values()) == len(self.watchers)
+        return open_connections(self.server) == len(self.watchers)
 
     def check_undisturbed(self) -> None:
         """A message published now reaches every watcher, after exactly the
@@ -300,7 +301,7 @@ def test_hostile_paths_and_methods_get_json_errors(
 ) -> None:
     target = f"/push/{route}/{segment}" + ("" if query is None else f"?{query}")
     well_formed = len(target) < SERVER_LIMIT
-    reply = exchange(server.url, http_request(method, target), method)
+    reply = parsed_reply(server.url, http_request(method, target), method)
     check_reply(reply, well_formed, method)
     if reply is not None and reply.status == 200 and route in STREAM_TYPES:
         assert reply.headers["Content-Type"] == STREAM_TYPES[route]
@@ -324,7 +325,7 @@ def test_hostile_queries_and_resume_headers_never_fail(
     headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
     target = f"/push/{route}/{channel}?{query}"
     well_formed = len(target) < SERVER_LIMIT and len(last_event_id or b"") < SERVER_LIMIT
-    reply = check_reply(exchange(server.url, http_request("GET", target, headers)), well_formed)
+    reply = check_reply(parsed_reply(server.url, http_request("GET", target, headers)), well_formed)
     if reply is not None and reply.status == 200 and route == "poll":
         answer = json.loads(reply.body or b"")
         assert answer["channel"] == channel and answer.keys() == {
@@ -356,7 +357,7 @@ def test_hostile_publish_bodies_never_fail_or_lose_a_message(
     # its answer; so an answer is only owed when the whole body is read.
     read_whole = framing in ("exact", "chunked", "long") and len(body) <= MAX_BODY
     reply = check_reply(
-        exchange(server.url, request, "POST"), read_whole and len(channel) < SERVER_LIMIT
+        parsed_reply(server.url, request, "POST"), read_whole and len(channel) < SERVER_LIMIT
     )
     if reply is None or reply.status != 201:
         return
@@ -405,7 +406,7 @@ malformed_requests = st.one_of(
 def test_malformed_http_gets_an_answer_or_a_close_never_a_5xx(
     server: ServerProcess, bystanders: Bystanders, request: bytes
 ) -> None:
-    check_reply(exchange(server.url, request), well_formed=False)
+    check_reply(parsed_reply(server.url, request), well_formed=False)
 
 
 @pytest.mark.parametrize("depth", [1, 64, 127, 128, 129, 500, 900, 965, 990, 30_000])

@@ -5,12 +5,9 @@ from __future__ import annotations
 import gevent
 import pytest
 
+from tests.support.batches import batch_ids
 from wsgi_push import Gap, MemoryBroker
 from wsgi_push.brokers.base import plan_read
-
-
-def ids(batch_messages: list) -> list[int]:  # type: ignore[type-arg]
-    return [message.id for message in batch_messages]
 
 
 def test_ids_strictly_increase_per_channel() -> None:
@@ -33,7 +30,7 @@ def test_retention_by_count_keeps_the_newest() -> None:
     for n in range(5):
         broker.publish("a", n)
     batch = broker.read("a", 0)
-    assert ids(batch.messages) == [3, 4, 5] and batch.gap is None and batch.last_id == 5
+    assert batch_ids(batch) == [3, 4, 5] and batch.gap is None and batch.last_id == 5
 
 
 def test_retention_by_age(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,9 +55,9 @@ def test_read_after_position_and_limit() -> None:
     broker = MemoryBroker()
     for n in range(10):
         broker.publish("a", n)
-    assert ids(broker.read("a", 7).messages) == [8, 9, 10]
+    assert batch_ids(broker.read("a", 7)) == [8, 9, 10]
     limited = broker.read("a", 2, limit=3)
-    assert ids(limited.messages) == [3, 4, 5] and limited.last_id == 5
+    assert batch_ids(limited) == [3, 4, 5] and limited.last_id == 5
     caught_up = broker.read("a", 10)
     assert not caught_up and caught_up.last_id == 10
 
@@ -86,9 +83,9 @@ def test_gap_then_all_retained_messages() -> None:
     for n in range(5):
         broker.publish("a", n)
     behind = broker.read("a", 1)
-    assert behind.gap == Gap(1, 4, 5) and ids(behind.messages) == [4, 5]
+    assert behind.gap == Gap(1, 4, 5) and batch_ids(behind) == [4, 5]
     ahead = broker.read("a", 50)
-    assert ahead.gap == Gap(50, 4, 5) and ids(ahead.messages) == [4, 5]
+    assert ahead.gap == Gap(50, 4, 5) and batch_ids(ahead) == [4, 5]
     unknown = broker.read("new", 7)
     assert unknown.gap == Gap(7, 0, 0) and unknown.messages == [] and unknown.last_id == 0
 
@@ -150,6 +147,6 @@ def test_a_caught_up_reader_gets_the_newest_message_shared_and_unchanged() -> No
         broker.publish("c", n)
     first, second = broker.read("c", 2), broker.read("c", 2)
     assert first is second  # one batch for every caught-up subscriber
-    assert [m.id for m in first.messages] == [3] and first.gap is None and first.last_id == 3
-    assert [m.id for m in broker.read("c", 1).messages] == [2, 3]
+    assert batch_ids(first) == [3] and first.gap is None and first.last_id == 3
+    assert batch_ids(broker.read("c", 1)) == [2, 3]
     assert broker.read("c", 0).messages == broker.read("c", 1).messages

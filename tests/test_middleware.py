@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -13,7 +12,8 @@ import pytest
 import requests
 from werkzeug.test import Client
 
-from tests.support.clients import AUTH, publish, sse_events
+from tests.support.clients import AUTH, item_ids, publish, sse_events
+from tests.support.raw_http import connect
 from tests.support.servers import ServerProcess, pywsgi_server
 from wsgi_push import BrokerUnavailable, MemoryBroker, PushMiddleware
 
@@ -25,10 +25,10 @@ def bare_server() -> Iterator[ServerProcess]:
         yield process
 
 
-def raw_exchange(base_url: str, request: bytes) -> bytes:
-    """Send raw bytes, read the whole response (``Connection: close``)."""
-    address = urlsplit(base_url)
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+def raw_response(base_url: str, request: bytes) -> bytes:
+    """Send raw bytes; the response byte for byte, read until the server
+    closes (``Connection: close``)."""
+    with connect(base_url) as sock:
         sock.sendall(request)
         chunks = []
         while chunk := sock.recv(65536):
@@ -53,8 +53,8 @@ def without_date(response: bytes) -> bytes:
 def test_wrapped_app_responses_are_identical(
     server: ServerProcess, bare_server: ServerProcess, request_bytes: bytes
 ) -> None:
-    wrapped = without_date(raw_exchange(server.url, request_bytes))
-    bare = without_date(raw_exchange(bare_server.url, request_bytes))
+    wrapped = without_date(raw_response(server.url, request_bytes))
+    bare = without_date(raw_response(bare_server.url, request_bytes))
     assert wrapped == bare
     assert wrapped.startswith(b"HTTP/1.")
 
@@ -158,8 +158,7 @@ def test_oversized_body_is_refused_from_content_length_before_reading(
     server: ServerProcess,
 ) -> None:
     """Declare 10 MB and send nothing: the 413 comes back without the body."""
-    address = urlsplit(server.url)
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+    with connect(server.url) as sock:
         sock.sendall(
             b"POST /push/publish/c HTTP/1.1\r\nHost: x\r\nAuthorization: "
             + BEARER.encode()
@@ -212,7 +211,7 @@ def test_bad_requests_disturb_no_one_and_lose_nothing(server: ServerProcess) -> 
         event = next(events)
         assert (event.id, event.data) == (str(fresh), "after the noise")
     answer = requests.get(f"{server.url}/push/poll/steady?since=0", timeout=5).json()
-    assert [m["id"] for m in answer["messages"]] == [*kept, fresh]
+    assert item_ids(answer["messages"]) == [*kept, fresh]
 
 
 def test_client_script_is_cached_with_etag(server: ServerProcess) -> None:

@@ -13,6 +13,7 @@ import gevent
 import pytest
 import redis
 
+from tests.support.batches import batch_ids
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ROOT, wait_until
 from wsgi_push import BrokerUnavailable, MemoryBroker, RedisBroker
@@ -23,10 +24,6 @@ def broker(redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[Red
     broker = RedisBroker.from_url(redis_server.url, max_messages=5)
     yield broker
     broker.close()
-
-
-def ids(batch: object) -> list[int]:
-    return [message.id for message in batch.messages]  # type: ignore[attr-defined]
 
 
 def test_ids_start_at_one_and_increase_per_channel(broker: RedisBroker) -> None:
@@ -62,8 +59,8 @@ def test_reads_follow_the_same_gap_rules_as_the_memory_broker(broker: RedisBroke
             for limit in (None, 1, 2):
                 expected = memory.read("c", after, limit)
                 got = broker.read("c", after, limit)
-                assert (ids(got), got.gap, got.last_id) == (
-                    ids(expected),
+                assert (batch_ids(got), got.gap, got.last_id) == (
+                    batch_ids(expected),
                     expected.gap,
                     expected.last_id,
                 ), (position, after, limit)
@@ -78,7 +75,7 @@ def test_retention_by_count_is_enforced_in_redis(
         broker.publish("kept", i)
     assert redis_client.zcard("wsgi_push:{kept}:log") == 5
     batch = broker.read("kept", 3)
-    assert ids(batch) == [8, 9, 10, 11, 12]
+    assert batch_ids(batch) == [8, 9, 10, 11, 12]
     assert batch.gap is not None and batch.gap.to_dict() == {"requested": 3, "first": 8, "last": 12}
 
 
@@ -108,7 +105,7 @@ def test_age_trims_older_messages_and_keeps_newer_ones(
 
     wait_until(redis_clock_past_publish, 5, "300 ms to pass on Redis's clock")
     broker.publish("mixed", "new")
-    wait_until(lambda: ids(broker.read("mixed", 0)) == [2], 5, "the old message to expire")
+    wait_until(lambda: batch_ids(broker.read("mixed", 0)) == [2], 5, "the old message to expire")
     assert broker.read("mixed", 1).gap is None, "the reader at 1 missed nothing retained"
     assert broker.read("mixed", 0).gap is None
     broker.close()
@@ -121,7 +118,7 @@ def test_ids_continue_after_the_app_restarts(
     broker.publish("news", 2)
     restarted = RedisBroker.from_url(redis_server.url, max_messages=5)
     assert restarted.publish("news", 3) == 3
-    assert ids(restarted.read("news", 1)) == [2, 3]
+    assert batch_ids(restarted.read("news", 1)) == [2, 3]
     restarted.close()
 
 
@@ -149,7 +146,7 @@ def test_concurrent_publishers_get_every_id_once(
     def check_visibility() -> None:
         while not done.is_set():
             last = broker.last_id("race")
-            if last and ids(broker.read("race", last - 1))[:1] != [last]:
+            if last and batch_ids(broker.read("race", last - 1))[:1] != [last]:
                 missing.append(last)
 
     threads = [threading.Thread(target=publish_many, args=(i,)) for i in range(4)]

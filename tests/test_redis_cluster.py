@@ -7,7 +7,6 @@ that never reconnects, so the worker that served it is known for certain.
 
 from __future__ import annotations
 
-import codecs
 import http.client
 import json
 import os
@@ -25,9 +24,27 @@ import pytest
 import redis
 import requests
 
-from tests.support.clients import AUTH, SSEParser, items, publish, take
+from tests.support.clients import (
+    AUTH,
+    ItemParser,
+    item_ids,
+    items,
+    poll_answer_items,
+    publish,
+    stream_request,
+    take,
+)
+from tests.support.raw_http import open_stream_socket
 from tests.support.redis_server import RedisServer
-from tests.support.servers import ROOT, ServerProcess, free_port, gunicorn_server, wait_until
+from tests.support.servers import (
+    ROOT,
+    ServerProcess,
+    free_port,
+    gunicorn_server,
+    server_state,
+    subscriber_count,
+    wait_until,
+)
 from wsgi_push import RedisBroker
 
 HEARTBEAT = 0.5
@@ -66,7 +83,7 @@ def worker_pids(server: ServerProcess, workers: int) -> set[int]:
     seen: set[int] = set()
 
     def all_workers_answer() -> bool:
-        seen.add(requests.get(server.url + "/_test/state", timeout=5).json()["pid"])
+        seen.add(server_state(server)["pid"])
         return len(seen) == workers
 
     wait_until(all_workers_answer, 30, f"{workers} workers to answer")
@@ -209,37 +226,18 @@ class Subscriber(Client):
 
     def __init__(self, pinned: Pinned, transport: str, channel: str, after: int) -> None:
         super().__init__(pinned, transport)
-        if transport == "sse":
-            path, headers = f"/push/sse/{channel}", {"Last-Event-ID": str(after)}
-        else:
-            path, headers = f"/push/stream/{channel}?since={after}", {}
+        path, headers = stream_request(transport, channel, after)
         self.pinned = pinned
         self.response = pinned.request("GET", path, headers=headers)
         assert self.response.status == 200, self.response.read()
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
-        self.parser = SSEParser()
-        self.buffer = ""
-
-    def _items(self, chunk: bytes) -> list[dict[str, Any]]:
-        text = self.decoder.decode(chunk)
-        if self.transport == "sse":
-            return [
-                {
-                    "id": None if e.id is None else int(e.id),
-                    "event": e.event,
-                    "data": json.loads(e.data),
-                }
-                for e in self.parser.feed(text)
-            ]
-        *lines, self.buffer = (self.buffer + text).split("\n")
-        return [json.loads(line) for line in lines if line.strip()]
+        self.parser = ItemParser(transport)
 
     def _chunk(self) -> bytes:
         return self.response.read1(65536)  # b"" once the stream has ended
 
     def _more(self) -> bool:
         chunk = self._chunk()
-        self.pending.extend(self._items(chunk))
+        self.pending.extend(self.parser.feed(chunk))
         return bool(chunk)
 
     def until_end(self, timeout: float = DEADLINE) -> list[dict[str, Any]]:
@@ -251,7 +249,7 @@ class Subscriber(Client):
 
     def heartbeat(self) -> None:
         """Wait for the next chunk and check it carries no message."""
-        assert self._items(self._chunk()) == []
+        assert self.parser.feed(self._chunk()) == []
 
     def close(self) -> None:
         self.pinned.close()
@@ -270,9 +268,7 @@ class Poller(Client):
     def _more(self) -> bool:
         path = f"/push/poll/{self.channel}?since={self.position}&timeout={POLL_TIMEOUT}"
         answer = self.pinned.get_json(path)
-        if answer["gap"] is not None:
-            self.pending.append({"event": "gap", "data": answer["gap"]})
-        self.pending.extend(answer["messages"])
+        self.pending.extend(poll_answer_items(answer))
         self.answers_with_messages += bool(answer["messages"])
         self.position = answer["last_id"]
         return True
@@ -285,10 +281,6 @@ def subscribe(pinned: Pinned, transport: str, channel: str, after: int) -> Subsc
     if transport == "poll":
         return Poller(pinned, channel, after)
     return Subscriber(pinned, transport, channel, after)
-
-
-def ids(taken: list[dict[str, Any]]) -> list[int]:
-    return [item["id"] for item in taken]
 
 
 def expected(first: int, last: int) -> list[dict[str, Any]]:
@@ -361,7 +353,7 @@ def test_publishers_in_three_processes_get_ids_1_to_3000(
     assert sorted(sum(results, [])) == list(range(1, 3001))
     received = subscriber.take(3000, timeout=60)
     subscriber.close()
-    assert ids(received) == list(range(1, 3001))
+    assert item_ids(received) == list(range(1, 3001))
     assert sorted((item["data"]["p"], item["data"]["k"]) for item in received) == [
         (p, k) for p in range(3) for k in range(1000)
     ]
@@ -704,7 +696,7 @@ def test_redis_connections_depend_on_processes_not_subscribers(
         pids = worker_pids(server, 2)
         server_port = int(server.url.rsplit(":", 1)[1])
         opened: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
-        request = f"GET /push/sse/{channel}?last_event_id=0 HTTP/1.1\r\nHost: t\r\n\r\n"
+        path = f"/push/sse/{channel}?last_event_id=0"
 
         def subscribe_until(count: int) -> None:
             """SSE subscribers, ``count`` on each worker: connect, see in /proc
@@ -714,8 +706,7 @@ def test_redis_connections_depend_on_processes_not_subscribers(
                 missing = sum(count - len(held) for held in opened.values())
                 fresh = {}
                 for _ in range(missing):
-                    sock = socket.create_connection(("127.0.0.1", server_port), timeout=10)
-                    sock.sendall(request.encode())
+                    sock = open_stream_socket(server.url, path, timeout=10)
                     fresh[sock.getsockname()[1]] = sock
 
                 def accepted() -> dict[int, int] | None:
@@ -733,7 +724,7 @@ def test_redis_connections_depend_on_processes_not_subscribers(
 
             wait_until(placed, 30, f"{count} connections on each worker", interval=0)
             wait_until(
-                lambda: server_subscribers(server, channel) == count * len(pids),
+                lambda: subscriber_count(server, channel) == count * len(pids),
                 30,
                 f"{count} subscribers on each worker",
             )
@@ -783,10 +774,3 @@ def test_redis_connections_depend_on_processes_not_subscribers(
     # 2 publishes, and a read per worker per wake-up, not per subscriber
     # (some slack for wake-ups that raced a publish, and for presence).
     assert scripts - 2 <= 12, f"{scripts} scripts ran for {per_worker * 2} subscribers"
-
-
-def server_subscribers(server: ServerProcess, channel: str) -> int:
-    count: int = requests.get(f"{server.url}/_test/state?{channel}", timeout=5).json()[
-        "subscribers"
-    ]
-    return count

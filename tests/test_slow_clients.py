@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import re
 import selectors
-import socket
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import requests
 
 from tests.support.clients import AUTH
+from tests.support.raw_http import connect, open_stream_socket
 from tests.support.servers import open_connections, pywsgi_server, wait_until
 
 STUCK = READERS = 300
 MESSAGES = 300
 PAYLOAD = "x" * 2000
 _ID = re.compile(rb"\nid: (\d+)\nevent: bulk\n")  # messages, not the opening id
-
-
-def connect(base_url: str, path: str, receive_buffer: int | None = None) -> socket.socket:
-    address = urlsplit(base_url)
-    sock = socket.socket()
-    if receive_buffer is not None:  # a tiny window: the server's writes stall quickly
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(5)
-    sock.connect((address.hostname, address.port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    return sock
 
 
 def rss_kib(pid: int) -> int:
@@ -45,8 +33,12 @@ def test_stuck_clients_are_dropped_and_readers_get_everything() -> None:
     )
     try:
         assert server.process is not None
-        stuck = [connect(server.url, "/push/sse/slow", 4096) for _ in range(STUCK)]
-        readers = [connect(server.url, "/push/sse/slow") for _ in range(READERS)]
+        # Never read from, with a tiny receive window.
+        stuck = [
+            open_stream_socket(server.url, "/push/sse/slow", receive_buffer=4096)
+            for _ in range(STUCK)
+        ]
+        readers = [open_stream_socket(server.url, "/push/sse/slow") for _ in range(READERS)]
         wait_until(lambda: open_connections(server, "sse") == STUCK + READERS, 10, "subscribers")
         rss_before = rss_kib(server.process.pid)
 
@@ -91,8 +83,7 @@ def test_a_body_that_never_arrives_is_answered_after_the_timeout() -> None:
     and stops sending holds its greenlet for ``send_timeout``, not forever."""
     server = pywsgi_server(server_args=("--send-timeout", "1"))
     try:
-        address = urlsplit(server.url)
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        with connect(server.url, timeout=10) as sock:
             sock.sendall(
                 b"POST /push/publish/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                 + AUTH["Authorization"].split()[1].encode()

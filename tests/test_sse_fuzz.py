@@ -9,7 +9,6 @@ carry (lone surrogates) is refused at publish.
 
 from __future__ import annotations
 
-import codecs
 import json
 from itertools import pairwise
 from typing import Any
@@ -60,13 +59,12 @@ def published(data: Any, event: str | None = None, broker: MemoryBroker | None =
 def parse_sse(raw: bytes, cuts: list[int]) -> tuple[list[SSEEvent], SSEParser]:
     """Feed ``raw`` to the parser in pieces cut at ``cuts`` (mid-character and
     between CR and LF included), decoding UTF-8 incrementally as a client does."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
     parser = SSEParser()
     events: list[SSEEvent] = []
     bounds = [0, *sorted(cuts), len(raw)]
     for start, end in pairwise(bounds):
-        events.extend(parser.feed(decoder.decode(raw[start:end])))
-    events.extend(parser.feed(decoder.decode(b"", final=True)))
+        events.extend(parser.feed_bytes(raw[start:end]))
+    events.extend(parser.feed_bytes(b"", final=True))
     return events, parser
 
 

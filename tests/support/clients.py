@@ -36,6 +36,12 @@ class SSEParser:
         self._id_seen = False
         self.retry: int | None = None
         self.comments: list[str] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def feed_bytes(self, chunk: bytes, final: bool = False) -> list[SSEEvent]:
+        """:meth:`feed` for bytes off the wire, where a character may span
+        chunks; ``final`` once the stream has ended."""
+        return self.feed(self._decoder.decode(chunk, final))
 
     def feed(self, text: str) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -96,48 +102,88 @@ def publish(base_url: str, channel: str, data: Any, event: str | None = None) ->
     return message_id
 
 
+class NDJSONParser:
+    """Incremental NDJSON parser: one JSON value a line; empty lines
+    (heartbeats) skipped."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+
 def sse_events(response: requests.Response) -> Iterator[SSEEvent]:
     """Events from a streaming ``requests`` response to an SSE endpoint."""
     parser = SSEParser()
-    decoder = codecs.getincrementaldecoder("utf-8")()  # a character may span chunks
     for chunk in response.iter_content(chunk_size=None):
-        yield from parser.feed(decoder.decode(chunk))
+        yield from parser.feed_bytes(chunk)
 
 
 def ndjson_objects(response: requests.Response) -> Iterator[dict[str, Any]]:
     """Objects from a streaming NDJSON response; empty lines (heartbeats) skipped."""
-    buffer = b""
+    parser = NDJSONParser()
     for chunk in response.iter_content(chunk_size=None):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
+        yield from parser.feed(chunk)
 
 
 TRANSPORTS = ("sse", "stream", "poll")
 
 
-def _sse_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
-    headers = {} if position is None else {"Last-Event-ID": str(position)}
-    with requests.get(
-        f"{base_url}/push/sse/{channel}", headers=headers, stream=True, timeout=(5, 10)
-    ) as response:
-        assert response.status_code == 200, response.text
-        for event in sse_events(response):
-            item: dict[str, Any] = {"event": event.event, "data": json.loads(event.data)}
-            if event.id is not None:
-                item["id"] = int(event.id)
-            yield item
+def sse_item(event: SSEEvent) -> dict[str, Any]:
+    """An SSE event in the shape of :func:`items` (no ``id`` for a gap notice)."""
+    item: dict[str, Any] = {"event": event.event, "data": json.loads(event.data)}
+    if event.id is not None:
+        item["id"] = int(event.id)
+    return item
 
 
-def _stream_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
+class ItemParser:
+    """A streaming transport's body (``sse`` or ``stream``), fed chunk by
+    chunk as it arrives, turned into items in the shape of :func:`items`."""
+
+    def __init__(self, transport: str) -> None:
+        if transport not in ("sse", "stream"):
+            raise ValueError(f"not a streaming transport: {transport!r}")
+        self._sse = SSEParser() if transport == "sse" else None
+        self._ndjson = NDJSONParser()
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        if self._sse is not None:
+            return [sse_item(event) for event in self._sse.feed_bytes(chunk)]
+        return self._ndjson.feed(chunk)
+
+
+def stream_request(
+    transport: str, channel: str, position: int | None
+) -> tuple[str, dict[str, str]]:
+    """Path and headers subscribing to ``channel`` over a streaming transport,
+    resuming after ``position`` (None: from now)."""
+    if transport == "sse":
+        return f"/push/sse/{channel}", {} if position is None else {"Last-Event-ID": str(position)}
     query = "" if position is None else f"?since={position}"
-    with requests.get(
-        f"{base_url}/push/stream/{channel}{query}", stream=True, timeout=(5, 10)
-    ) as response:
+    return f"/push/stream/{channel}{query}", {}
+
+
+def poll_answer_items(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """A long-poll answer in the shape of :func:`items`: its gap notice, if
+    any, then its messages."""
+    gap = [] if answer["gap"] is None else [{"event": "gap", "data": answer["gap"]}]
+    messages: list[dict[str, Any]] = answer["messages"]
+    return gap + messages
+
+
+def _streamed_items(
+    base_url: str, transport: str, channel: str, position: int | None
+) -> Iterator[dict[str, Any]]:
+    parser = ItemParser(transport)
+    path, headers = stream_request(transport, channel, position)
+    with requests.get(base_url + path, headers=headers, stream=True, timeout=(5, 10)) as response:
         assert response.status_code == 200, response.text
-        yield from ndjson_objects(response)
+        for chunk in response.iter_content(chunk_size=None):
+            yield from parser.feed(chunk)
 
 
 def _poll_items(base_url: str, channel: str, position: int | None) -> Iterator[dict[str, Any]]:
@@ -147,9 +193,7 @@ def _poll_items(base_url: str, channel: str, position: int | None) -> Iterator[d
             response = session.get(f"{base_url}/push/poll/{channel}", params=query, timeout=10)
             assert response.status_code == 200, response.text
             answer = response.json()
-            if answer["gap"] is not None:
-                yield {"event": "gap", "data": answer["gap"]}
-            yield from answer["messages"]
+            yield from poll_answer_items(answer)
             position = answer["last_id"]
 
 
@@ -159,8 +203,9 @@ def items(
     """Messages and gap notices from any transport, in one shape:
     ``{"id", "event", "data"}`` (gap notices have no ``id``). Closing the
     generator closes the connection."""
-    reader = {"sse": _sse_items, "stream": _stream_items, "poll": _poll_items}[transport]
-    return reader(base_url, channel, position)
+    if transport == "poll":
+        return _poll_items(base_url, channel, position)
+    return _streamed_items(base_url, transport, channel, position)
 
 
 def take(source: Iterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -176,3 +221,8 @@ def take(source: Iterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
         if close is not None:
             close()
     return taken
+
+
+def item_ids(taken: list[dict[str, Any]]) -> list[int]:
+    """The ids of items (in the shape of :func:`items`), in order."""
+    return [item["id"] for item in taken]

@@ -160,6 +160,11 @@ def server_state(server: ServerProcess, channel: str = "") -> dict[str, Any]:
     return state
 
 
+def subscriber_count(server: ServerProcess, channel: str) -> int:
+    """The subscribers of ``channel`` as the server's broker counts them."""
+    return int(server_state(server, channel)["subscribers"])
+
+
 def open_connections(server: ServerProcess, transport: str | None = None) -> int:
     connections = server_state(server)["connections"]
     return int(sum(connections.values()) if transport is None else connections.get(transport, 0))
