@@ -14,7 +14,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from tests.support.clients import (
     stream_request,
     take,
 )
+from tests.support.publishers import ContinuousPublisher
 from tests.support.raw_http import open_stream_socket
 from tests.support.redis_server import RedisServer
 from tests.support.servers import (
@@ -373,59 +373,6 @@ sys.stdin.readline()
 ids = Pool(50).map(lambda k: broker.publish(channel, {"p": index, "k": k}), range(1000))
 print(json.dumps(ids))
 """
-
-
-class ContinuousPublisher:
-    """A thread publishing ``{"n": 1}``, ``{"n": 2}`` ... over HTTP, one after
-    another with a short pause, until :meth:`stop`."""
-
-    def __init__(self, server: ServerProcess, channel: str) -> None:
-        self.server = server
-        self.channel = channel
-        self.last_id = 0
-        self.error: BaseException | None = None
-        self._changed = threading.Condition()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with requests.Session() as session:
-                while not self._stopping.is_set():
-                    n = self.last_id + 1
-                    response = session.post(
-                        f"{self.server.url}/push/publish/{self.channel}",
-                        json={"data": {"n": n}},
-                        headers=AUTH,
-                        timeout=10,
-                    )
-                    assert response.json() == {"id": n}, response.text
-                    with self._changed:
-                        self.last_id = n
-                        self._changed.notify_all()
-                    self._stopping.wait(0.005)  # a steady stream, not a flood
-        except BaseException as error:
-            self.error = error
-            with self._changed:
-                self._changed.notify_all()
-
-    def wait_for(self, message_id: int, timeout: float = DEADLINE) -> None:
-        """Return once ``message_id`` is published."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.last_id >= message_id or self.error, timeout)
-        if self.error is not None:
-            raise self.error
-        assert self.last_id >= message_id, f"id {message_id} not published within {timeout}s"
-
-    def stop(self) -> int:
-        """Stop publishing; the last id published."""
-        self._stopping.set()
-        self._thread.join(DEADLINE)
-        assert not self._thread.is_alive(), "the publisher did not stop"
-        if self.error is not None:
-            raise self.error
-        return self.last_id
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

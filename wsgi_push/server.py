@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import pywsgi
+from gevent.pool import Pool
 
 from .lifecycle import drain_all
 from .stats import PROCESS_COUNTERS
@@ -51,6 +52,18 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
         super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
+
+    def read_requestline(self) -> str:
+        # A closed server takes no further request on a kept-alive connection,
+        # and one idle between requests is ended at once by PushServer.stop().
+        if self.server.closed:
+            return ""
+        waiting = self.server.between_requests
+        waiting.add(gevent.getcurrent())
+        try:
+            return super().read_requestline()  # type: ignore[no-any-return]
+        finally:
+            waiting.discard(gevent.getcurrent())
 
     def _write(self, data: bytes) -> None:
         if data and self.response_use_chunked:
@@ -88,11 +101,28 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
     ``send_timeout`` seconds is disconnected (it can resume by id later), so
     a stuck reader holds nothing but its own greenlet for that long. The same
     timeout closes idle kept-alive connections. ``send_buffer`` caps the
-    kernel's send buffer per connection (None: the kernel's autotuning)."""
+    kernel's send buffer per connection (None: the kernel's autotuning).
+
+    Handlers run in an unbounded pool (``max_connections`` is the middleware's
+    limit), so that :meth:`stop` waits for requests in progress."""
 
     handler_class = PushHandler
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT
     send_buffer: int | None = DEFAULT_SEND_BUFFER
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("spawn", Pool())
+        super().__init__(*args, **kwargs)
+        # Handler greenlets reading the next request line of a kept-alive
+        # connection: nothing is in progress there, so stop() ends them first.
+        self.between_requests: set[gevent.Greenlet] = set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, close idle kept-alive connections, then wait up to
+        ``timeout`` seconds for requests in progress before killing them."""
+        self.close()
+        gevent.killall(list(self.between_requests), block=False)
+        super().stop(timeout)
 
     def handle(self, sock: socket.socket, address: Any) -> None:
         self.tune_socket(sock, self.send_timeout, self.send_buffer)
@@ -155,10 +185,11 @@ def run_until_signalled(server: PushServer, stop_timeout: float = 5.0) -> None:
     ``stop_timeout`` seconds."""
 
     def shut_down() -> None:
+        # Closing wakes serve_forever(), which then runs stop(stop_timeout):
+        # the drain must come first, with no switch in between.
         server.close()
         drain_all()
-        server.stop(stop_timeout)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, gevent.spawn, shut_down)
-    server.serve_forever()
+    server.serve_forever(stop_timeout)

@@ -1,0 +1,71 @@
+"""A publisher thread for tests that publish continuously while clients
+move, reconnect or lose their server."""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+
+from tests.support.clients import AUTH
+from tests.support.servers import ServerProcess
+
+DEADLINE = 15.0  # the longest a caller waits for a publish or for the thread to end
+
+
+class ContinuousPublisher:
+    """A thread publishing ``{"n": 1}``, ``{"n": 2}`` ... over HTTP through
+    one server, one after another with a short pause, until :meth:`stop`.
+    Each answer must be ``201 {"id": n}``: ids continue from 1 with no gap."""
+
+    def __init__(self, server: ServerProcess, channel: str) -> None:
+        self.url = f"{server.url}/push/publish/{channel}"
+        self.last_id = 0
+        self.error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with requests.Session() as session:
+                while not self._stopping.is_set():
+                    n = self.last_id + 1
+                    response = session.post(
+                        self.url, json={"data": {"n": n}}, headers=AUTH, timeout=10
+                    )
+                    assert response.status_code == 201, response.text
+                    assert response.json() == {"id": n}, response.text
+                    with self._changed:
+                        self.last_id = n
+                        self._changed.notify_all()
+                    self._stopping.wait(0.005)  # a steady stream, not a flood
+        except BaseException as error:
+            self.error = error
+            with self._changed:
+                self._changed.notify_all()
+
+    def check(self) -> None:
+        """Raise what made the thread stop publishing, if anything did."""
+        if self.error is not None:
+            raise self.error
+
+    def wait_for(self, message_id: int, timeout: float = DEADLINE) -> None:
+        """Return once ``message_id`` is published."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.last_id >= message_id or self.error, timeout)
+        self.check()
+        assert self.last_id >= message_id, f"id {message_id} not published within {timeout}s"
+
+    def halt(self) -> None:
+        """Ask the thread to stop publishing (it ends after its current publish)."""
+        self._stopping.set()
+
+    def stop(self) -> int:
+        """Stop publishing; the last id published."""
+        self.halt()
+        self._thread.join(DEADLINE)
+        assert not self._thread.is_alive(), "the publisher did not stop"
+        self.check()
+        return self.last_id
