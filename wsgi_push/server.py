@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import pywsgi
-from gevent.pool import Pool
 
 from .lifecycle import drain_all
 from .stats import PROCESS_COUNTERS
@@ -103,18 +102,19 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
     timeout closes idle kept-alive connections. ``send_buffer`` caps the
     kernel's send buffer per connection (None: the kernel's autotuning).
 
-    Handlers run in an unbounded pool (``max_connections`` is the middleware's
-    limit), so that :meth:`stop` waits for requests in progress."""
+    :meth:`stop` waits for requests in progress (gevent's server waits only
+    for a pool's, and a pool entry costs ~1 KiB per connection: a deque of
+    links on each greenlet)."""
 
     handler_class = PushHandler
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT
     send_buffer: int | None = DEFAULT_SEND_BUFFER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("spawn", Pool())
         super().__init__(*args, **kwargs)
-        # Handler greenlets reading the next request line of a kept-alive
-        # connection: nothing is in progress there, so stop() ends them first.
+        self.handlers: set[gevent.Greenlet] = set()  # one per open connection
+        # Those reading the next request line of a kept-alive connection:
+        # nothing is in progress there, so stop() ends them first.
         self.between_requests: set[gevent.Greenlet] = set()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -122,11 +122,18 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
         ``timeout`` seconds for requests in progress before killing them."""
         self.close()
         gevent.killall(list(self.between_requests), block=False)
-        super().stop(timeout)
+        wait = self.stop_timeout if timeout is None else timeout
+        gevent.joinall(list(self.handlers), timeout=wait)
+        gevent.killall(list(self.handlers), timeout=1)
 
     def handle(self, sock: socket.socket, address: Any) -> None:
         self.tune_socket(sock, self.send_timeout, self.send_buffer)
-        super().handle(sock, address)
+        handler = gevent.getcurrent()
+        self.handlers.add(handler)
+        try:
+            super().handle(sock, address)
+        finally:
+            self.handlers.discard(handler)
 
     @staticmethod
     def tune_socket(
