@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ from tests.support.servers import (
     gunicorn_server,
     server_state,
     subscriber_count,
+    tcp_connections,
     wait_until,
 )
 from wsgi_push import RedisBroker
@@ -562,29 +562,6 @@ def test_redis_restart_keeps_subscribers_and_loses_nothing_it_kept() -> None:
             assert take(items(server.url, "poll", channel, 0), 6) == expected(1, 6)
     finally:
         redis_server.close()
-
-
-def tcp_connections(pid: int) -> list[tuple[int, int]]:
-    """``(local port, remote port)`` of each loopback TCP connection process
-    ``pid`` holds: its socket inodes (``/proc/<pid>/fd``) looked up in
-    ``/proc/<pid>/net/tcp``."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    connections = []
-    with open(f"/proc/{pid}/net/tcp") as table:
-        for line in list(table)[1:]:
-            fields = line.split()
-            local, remote, inode = fields[1], fields[2], fields[9]
-            remote_port = int(remote.rsplit(":", 1)[1], 16)
-            if inode in inodes and remote_port != 0:  # not a listening socket
-                connections.append((int(local.rsplit(":", 1)[1], 16), remote_port))
-    return connections
 
 
 def peers_by_worker(pids: set[int], port: int) -> dict[int, int]:

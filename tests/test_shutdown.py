@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import signal
 import socket
 import threading
@@ -25,6 +24,7 @@ from tests.support.servers import (
     gunicorn_server,
     open_connections,
     pywsgi_server,
+    tcp_connections,
     wait_until,
 )
 from wsgi_push import MemoryBroker, PushMiddleware
@@ -436,27 +436,6 @@ def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
     assert exit_code == 0
 
 
-def holds_connection(pid: int, server_port: int, client_port: int) -> bool:
-    """Whether process ``pid`` has accepted our loopback connection from
-    ``client_port``: a socket among its fds (``/proc/<pid>/fd``) is that
-    connection in ``/proc/<pid>/net/tcp``."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    with open(f"/proc/{pid}/net/tcp") as table:
-        for line in list(table)[1:]:
-            fields = line.split()
-            local, remote = (int(end.rsplit(":", 1)[1], 16) for end in fields[1:3])
-            if (local, remote) == (server_port, client_port) and fields[9] in inodes:
-                return True
-    return False
-
-
 def refuses_connections(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -482,7 +461,7 @@ def test_sigterm_lets_a_request_in_progress_finish(kind: str) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(head.encode() + body[:5])
             client_port = sock.getsockname()[1]
-            wait_until(lambda: holds_connection(pid, port, client_port), 5, "the accept")
+            wait_until(lambda: (port, client_port) in tcp_connections(pid), 5, "the accept")
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             wait_until(lambda: refuses_connections(port), 5, "the listener to close")

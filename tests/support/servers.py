@@ -168,3 +168,26 @@ def subscriber_count(server: ServerProcess, channel: str) -> int:
 def open_connections(server: ServerProcess, transport: str | None = None) -> int:
     connections = server_state(server)["connections"]
     return int(sum(connections.values()) if transport is None else connections.get(transport, 0))
+
+
+def tcp_connections(pid: int) -> list[tuple[int, int]]:
+    """``(local port, remote port)`` of each loopback TCP connection process
+    ``pid`` holds: its socket inodes (``/proc/<pid>/fd``) looked up in
+    ``/proc/<pid>/net/tcp``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    connections = []
+    with open(f"/proc/{pid}/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            remote_port = int(remote.rsplit(":", 1)[1], 16)
+            if inode in inodes and remote_port != 0:  # not a listening socket
+                connections.append((int(local.rsplit(":", 1)[1], 16), remote_port))
+    return connections
