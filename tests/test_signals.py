@@ -32,7 +32,7 @@ def test_a_stale_wake_up_of_a_reused_spot_keeps_it_parked() -> None:
     waiter = gevent.spawn(signals.wait, "c", lambda: state["ready"], 5.0, spot)
     gevent.sleep(0)
     get_hub().loop.run_callback(spot.waiter.switch, None)  # the stale resume
-    gevent.sleep(0.01)
+    gevent.idle()  # until the hub has run every pending callback, the stale resume included
     assert not waiter.dead and signals.has_waiters("c")
     state["ready"] = True
     signals.notify("c")
