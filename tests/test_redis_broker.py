@@ -327,6 +327,52 @@ def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
     assert json.loads(output) == [list(range(1, total + 1))] * 5
 
 
+_WAITER_ON_AN_OLD_CHANNEL = """
+from gevent import monkey; monkey.patch_all()
+import sys, time, gevent
+from wsgi_push import RedisBroker
+broker = RedisBroker.from_url(sys.argv[1], max_cached_channels=2)
+broker.wait("warm-up", 0, 0.01)  # starts the listener
+deadline = time.monotonic() + 10
+while not broker.client.pubsub_numsub("wsgi_push:notify")[0][1]:
+    assert time.monotonic() < deadline, "the listener never subscribed"
+    gevent.sleep(0.01)
+waiter = gevent.spawn(broker.wait, "kept", 0, 30.0)
+gevent.sleep(0)  # parked on "kept"
+for n in range(5):  # newer channels, past max_cached_channels
+    broker.read(f"other-{n}", 0)
+assert sorted(broker._channels) == ["kept", "other-4"], "the bound drops the idle ones"
+print("parked", flush=True)
+started = time.monotonic()
+print(waiter.get(timeout=10), round(time.monotonic() - started, 3), flush=True)
+"""
+
+
+def test_a_channel_with_waiters_outlives_the_local_channel_bound(
+    redis_server: RedisServer, broker: RedisBroker
+) -> None:
+    """More channels than ``max_cached_channels`` are used while a greenlet
+    waits on the oldest: its record stays (the idle ones go), so the wait
+    wakes on the publish and reports a message, not a timeout or nothing."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WAITER_ON_AN_OLD_CHANNEL, redis_server.url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline() == "parked\n"
+        assert broker.publish("kept", "news") == 1
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    woken, seconds = output.split()
+    assert woken == "True" and float(seconds) < 5, output
+
+
 def test_waiting_needs_gevent_monkey_patching(broker: RedisBroker) -> None:
     with pytest.raises(RuntimeError, match="monkey"):
         broker.wait("news", 0, 0.1)

@@ -38,6 +38,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import islice
 from types import ModuleType
 from typing import Any
 
@@ -209,7 +210,8 @@ class RedisBroker(Broker):
         at Redis this often instead of relying on notifications.
     :param cache_messages: newest messages per channel kept in this process
         to serve a wake-up of many local subscribers from one Redis read.
-    :param max_cached_channels: channels this process keeps such a cache for.
+    :param max_cached_channels: channels this process keeps such a cache for
+        (beyond it, the least recently used without waiters are dropped).
     :param redis_options: passed to the connection pool built from the URL
         (defaults: ``max_connections=8``, fail-fast timeouts, one immediate
         retry, so an outage surfaces at once as
@@ -377,13 +379,18 @@ class RedisBroker(Broker):
         return int(last), int(first), [_decode(channel, member) for member in members]
 
     def _local(self, channel: str) -> _LocalChannel:
-        """This process's record of ``channel``, least recently used dropped first."""
+        """This process's record of ``channel``, least recently used dropped
+        first — but never one with waiters: their wake-up test reads it, and
+        a dropped record would tell them nothing came."""
         self._same_process()
         local = self._channels.pop(channel, None)
         if local is None:
             local = _LocalChannel(self.cache_messages, self.max_age)
-            while len(self._channels) >= self.max_cached_channels:
-                del self._channels[next(iter(self._channels))]
+            excess = len(self._channels) + 1 - self.max_cached_channels
+            if excess > 0:
+                idle = (name for name in self._channels if not self.signals.has_waiters(name))
+                for name in list(islice(idle, excess)):
+                    del self._channels[name]
         self._channels[channel] = local
         return local
 
