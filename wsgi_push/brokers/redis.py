@@ -38,7 +38,6 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import islice
 from types import ModuleType
 from typing import Any
 
@@ -210,8 +209,7 @@ class RedisBroker(Broker):
         at Redis this often instead of relying on notifications.
     :param cache_messages: newest messages per channel kept in this process
         to serve a wake-up of many local subscribers from one Redis read.
-    :param max_cached_channels: channels this process keeps such a cache for
-        (beyond it, the least recently used without waiters are dropped).
+    :param max_cached_channels: channels this process keeps such a cache for.
     :param redis_options: passed to the connection pool built from the URL
         (defaults: ``max_connections=8``, fail-fast timeouts, one immediate
         retry, so an outage surfaces at once as
@@ -379,18 +377,13 @@ class RedisBroker(Broker):
         return int(last), int(first), [_decode(channel, member) for member in members]
 
     def _local(self, channel: str) -> _LocalChannel:
-        """This process's record of ``channel``, least recently used dropped
-        first — but never one with waiters: their wake-up test reads it, and
-        a dropped record would tell them nothing came."""
+        """This process's record of ``channel``, least recently used dropped first."""
         self._same_process()
         local = self._channels.pop(channel, None)
         if local is None:
             local = _LocalChannel(self.cache_messages, self.max_age)
-            excess = len(self._channels) + 1 - self.max_cached_channels
-            if excess > 0:
-                idle = (name for name in self._channels if not self.signals.has_waiters(name))
-                for name in list(islice(idle, excess)):
-                    del self._channels[name]
+            while len(self._channels) >= self.max_cached_channels:
+                del self._channels[next(iter(self._channels))]
         self._channels[channel] = local
         return local
 
@@ -399,12 +392,20 @@ class RedisBroker(Broker):
     def wait(
         self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
     ) -> bool:
-        local = self._local(channel)
+        self._local(channel)  # known from now on: notifications update it
         self._start_listener()
         if not self._listening:
             # No notifications right now: look at Redis again soon.
             timeout = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        return self.signals.wait(channel, lambda: local.known_last > after, timeout, spot)
+        channels = self._channels
+
+        def ready() -> bool:
+            # By name: the record may be dropped (past max_cached_channels)
+            # while we wait, and a dropped one hears of nothing: read to know.
+            record = channels.get(channel)
+            return record is None or record.known_last > after
+
+        return self.signals.wait(channel, ready, timeout, spot)
 
     def _start_listener(self) -> None:
         if self._listener is None:
