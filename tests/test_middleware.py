@@ -13,7 +13,7 @@ import requests
 from werkzeug.test import Client
 
 from tests.support.clients import AUTH, item_ids, publish, sse_events
-from tests.support.raw_http import connect
+from tests.support.raw_http import connect, raw_response
 from tests.support.servers import ServerProcess, pywsgi_server
 from wsgi_push import BrokerUnavailable, MemoryBroker, PushMiddleware
 
@@ -23,17 +23,6 @@ def bare_server() -> Iterator[ServerProcess]:
     """The inner app alone, to compare against."""
     with pywsgi_server("tests.support.apps:inner_app") as process:
         yield process
-
-
-def raw_response(base_url: str, request: bytes) -> bytes:
-    """Send raw bytes; the response byte for byte, read until the server
-    closes (``Connection: close``)."""
-    with connect(base_url) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def without_date(response: bytes) -> bytes:

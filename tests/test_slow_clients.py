@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from tests.support.clients import AUTH
-from tests.support.raw_http import connect, open_stream_socket
+from tests.support.raw_http import open_stream_socket, raw_response
 from tests.support.servers import open_connections, pywsgi_server, wait_until
 
 STUCK = READERS = 300
@@ -83,14 +83,14 @@ def test_a_body_that_never_arrives_is_answered_after_the_timeout() -> None:
     and stops sending holds its greenlet for ``send_timeout``, not forever."""
     server = pywsgi_server(server_args=("--send-timeout", "1"))
     try:
-        with connect(server.url, timeout=10) as sock:
-            sock.sendall(
-                b"POST /push/publish/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                + AUTH["Authorization"].split()[1].encode()
-                + b"\r\nContent-Length: 10\r\n\r\n{"
-            )
-            started = time.monotonic()
-            answer = sock.recv(4096)
+        started = time.monotonic()
+        answer = raw_response(
+            server.url,
+            b"POST /push/publish/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + AUTH["Authorization"].split()[1].encode()
+            + b"\r\nContent-Length: 10\r\n\r\n{",
+            timeout=10,
+        )
         assert answer.startswith(b"HTTP/1.1 400") and b"ended early" in answer
         assert time.monotonic() - started < 5
     finally:

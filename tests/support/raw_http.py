@@ -28,6 +28,17 @@ def connect(
     return sock
 
 
+def raw_response(base_url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes; the response byte for byte, read until the server
+    closes (``Connection: close``, or a request it can't continue)."""
+    with connect(base_url, timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def open_stream_socket(
     base_url: str, path: str, timeout: float = 5.0, receive_buffer: int | None = None
 ) -> socket.socket:
