@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from wsgi_push import Broker, MemoryBroker, PushMiddleware, RedisBroker
+from wsgi_push import Broker, CorsPolicy, MemoryBroker, PushMiddleware, RedisBroker
 
 TOKEN = "test-token"
 CLOSES = {"count": 0}
@@ -73,6 +73,12 @@ broker: Broker = (
     if "PUSH_TEST_REDIS_URL" in os.environ
     else MemoryBroker(**retention)
 )
+cors_origins = _setting("CORS_ORIGINS", "")
+cors = (
+    CorsPolicy(cors_origins.split(","), allow_credentials=_setting("CORS_CREDENTIALS", "") == "1")
+    if cors_origins
+    else None
+)
 push = PushMiddleware(
     inner_app,
     broker=broker,
@@ -83,8 +89,7 @@ push = PushMiddleware(
     sse_retry=float(_setting("SSE_RETRY", "2")),
     max_connections=int(_setting("MAX_CONNECTIONS", "10000")),
     max_subscribers_per_channel=int(_setting("MAX_SUBSCRIBERS", "0")) or None,
-    cors_origins=_setting("CORS_ORIGINS", "").split(",") if _setting("CORS_ORIGINS", "") else None,
-    cors_credentials=_setting("CORS_CREDENTIALS", "") == "1",
+    cors=cors,
     expose_stats=True,
 )
 
