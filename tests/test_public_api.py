@@ -12,6 +12,7 @@ import pytest
 import wsgi_push
 from tests.support.servers import ROOT
 from wsgi_push import errors
+from wsgi_push.flask import Push
 
 
 def test_every_public_name_is_exported_and_documented() -> None:
@@ -31,13 +32,14 @@ def test_every_exception_a_caller_may_catch_is_exported() -> None:
     assert issubclass(wsgi_push.TooManyChannels, wsgi_push.ServiceUnavailable)
 
 
-@pytest.mark.parametrize("factory", [wsgi_push.PushMiddleware, wsgi_push.CorsPolicy])
+@pytest.mark.parametrize("factory", [wsgi_push.PushMiddleware, wsgi_push.CorsPolicy, Push])
 def test_options_are_keyword_only(factory: type) -> None:
     """Only the wrapped app (or the origins) is positional: an option can't
     land in the wrong slot when the signature grows."""
     parameters = list(inspect.signature(factory).parameters.values())
     assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:])
+    options = {inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD}
+    assert all(p.kind in options for p in parameters[1:])
 
 
 def test_a_positional_option_is_refused() -> None:

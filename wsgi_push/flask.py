@@ -73,7 +73,7 @@ class Push:
     """
 
     def __init__(
-        self, app: Flask | None = None, broker: Broker | None = None, **middleware_options: Any
+        self, app: Flask | None = None, *, broker: Broker | None = None, **middleware_options: Any
     ) -> None:
         self._broker = broker
         self._middleware_options = middleware_options
