@@ -73,12 +73,23 @@ broker: Broker = (
     if "PUSH_TEST_REDIS_URL" in os.environ
     else MemoryBroker(**retention)
 )
+REFUSED = set(filter(None, _setting("REFUSED_CHANNELS", "").split(",")))
+
+
+def refuse_some(environ: dict[str, Any], channel: str, action: str) -> bool:
+    """``authorize`` when PUSH_TEST_REFUSED_CHANNELS lists channels nobody may
+    subscribe to; publishing still needs the token."""
+    return not (action == "subscribe" and channel in REFUSED)
+
+
 cors_origins = _setting("CORS_ORIGINS", "")
 cors = (
     CorsPolicy(cors_origins.split(","), allow_credentials=_setting("CORS_CREDENTIALS", "") == "1")
     if cors_origins
     else None
 )
+
+
 push = PushMiddleware(
     inner_app,
     broker=broker,
@@ -91,6 +102,8 @@ push = PushMiddleware(
     max_subscribers_per_channel=int(_setting("MAX_SUBSCRIBERS", "0")) or None,
     cors=cors,
     expose_stats=True,
+    authorize=refuse_some if REFUSED else None,
+    max_batch_messages=int(_setting("MAX_BATCH_MESSAGES", "1000")),
 )
 
 CLIENT_PAGE = b"""<!doctype html>
