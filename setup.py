@@ -17,6 +17,7 @@ setup(
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],
+        "prometheus": ["prometheus_client>=0.20"],
         "dev": [
             "flask>=2.3",
             "redis>=5.0",
@@ -29,6 +30,7 @@ setup(
             "playwright>=1.45",
             "ruff>=0.5",
             "mypy>=1.10",
+            "prometheus_client>=0.20",
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},

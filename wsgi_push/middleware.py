@@ -18,6 +18,7 @@ Under the prefix:
 ``/publish/<channel>``    POST   publish (off unless a token or authorize)
 ``/client.js``            GET    the JavaScript client
 ``/stats``                GET    counters (off unless ``expose_stats``)
+``/metrics``              GET    the same for Prometheus (``expose_metrics``)
 ========================  =====  ==========================================
 
 Waiting is greenlet-blocking on gevent primitives, so it must run under a
@@ -39,6 +40,7 @@ from .connections import Connections
 from .cors import CorsPolicy
 from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUnavailable
 from .message import check_channel
+from .metrics import PrometheusMetrics
 from .request import parse_position, parse_timeout, query_params, read_json_body
 from .responses import (
     Headers,
@@ -95,6 +97,8 @@ class PushMiddleware:
     :param cors_credentials: allow credentialed cross-origin requests.
     :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
         pass the publish token or ``authorize(environ, "", "stats")``.
+    :param expose_metrics: serve ``GET /metrics`` (the stats in Prometheus'
+        text format, see :mod:`wsgi_push.metrics`), guarded like ``/stats``.
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class PushMiddleware:
         cors_origins: Iterable[str] | None = None,
         cors_credentials: bool = False,
         expose_stats: bool = False,
+        expose_metrics: bool = False,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with '/'")
@@ -140,6 +145,7 @@ class PushMiddleware:
         self.connections = Connections(max_connections)
         self.stats = Stats()
         self.client_script = ClientScript()
+        self.metrics = PrometheusMetrics(self) if expose_metrics else None
         self._routes_start = prefix + "/"
         lifecycle.register(self)
 
@@ -198,6 +204,10 @@ class PushMiddleware:
             self._check_method(environ, ("GET",))
             self.gate.check(environ, "", STATS)
             return json_response(200, self.stats_snapshot())
+        if route == "metrics" and self.metrics is not None:
+            self._check_method(environ, ("GET",))
+            self.gate.check(environ, "", STATS)
+            return self.metrics.respond(environ)
         transport, slash, channel = route.partition("/")
         allowed = _CHANNEL_ROUTES.get(transport)
         if allowed is None or not slash:

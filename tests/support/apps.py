@@ -86,6 +86,7 @@ push = PushMiddleware(
     cors_origins=_setting("CORS_ORIGINS", "").split(",") if _setting("CORS_ORIGINS", "") else None,
     cors_credentials=_setting("CORS_CREDENTIALS", "") == "1",
     expose_stats=True,
+    expose_metrics=True,
 )
 
 CLIENT_PAGE = b"""<!doctype html>
