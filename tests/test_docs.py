@@ -23,6 +23,7 @@ earlier blocks first.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -46,7 +47,7 @@ BLOCKS, PROBLEMS = all_blocks()
 RUN_BLOCKS = [block for block in BLOCKS if block.runs]
 BLOCK_TIMEOUT = 30.0  # the runner gives a Python block 20 s of its own
 _APP_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):8000\b")
-_SOURCE_FILE = re.compile(r"\A# (?P<name>[\w-]+\.py)\n")
+_SOURCE_FILE = re.compile(r"\A# (?P<name>[\w.-]+\.py)\n")
 
 
 def localise(code: str, app_url: str | None, bind_port: int, redis_port: int) -> tuple[str, bool]:
@@ -155,19 +156,24 @@ class Page:
         text = (self.directory / name).read_text(errors="replace")
         return f"\n--- {name} (last 3000 characters) ---\n{text[-3000:]}"
 
-    def close(self) -> None:
-        """Stop what the page started, by pid: its servers, then its Python process."""
+    def stop(self) -> None:
+        """Ask what the page started to stop, by pid: its servers and its Python process."""
         for process in self.servers:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
         if self.python is not None:
             assert self.python.stdin is not None
             self.python.stdin.close()  # the runner's loop ends
+
+    def wait_stopped(self) -> None:
+        """Wait for :meth:`stop` (killing what doesn't), then remove the directory."""
+        for process in self.servers:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        if self.python is not None:
             try:
                 self.python.wait(10)
             except subprocess.TimeoutExpired:
@@ -181,8 +187,10 @@ def pages(redis_server: RedisServer) -> Iterator[dict[str, Page]]:
     """The pages run so far, each started on the first of its blocks asked for."""
     started: dict[str, Page] = {}
     yield started
+    for page in started.values():  # all at once: each takes its graceful stop's time
+        page.stop()
     for page in started.values():
-        page.close()
+        page.wait_stopped()
 
 
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[block.name for block in RUN_BLOCKS])
@@ -194,6 +202,40 @@ def test_doc_block_runs(block: DocBlock, pages: dict[str, Page], redis_server: R
 
 def test_every_block_is_run_or_says_why_not() -> None:
     assert PROBLEMS == []
+
+
+_LEVELS = {"exception": "ERROR (with traceback)", "error": "ERROR", "warning": "WARNING",
+           "info": "INFO", "debug": "DEBUG"}  # fmt: skip
+
+
+def logging_calls() -> set[tuple[str, str]]:
+    """``(level as the docs write it, message)`` of every ``logger.<level>("...")``
+    call in the package."""
+    calls = set()
+    for path in (ROOT / "wsgi_push").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _LEVELS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "logger"
+            ):
+                message = node.args[0]
+                assert isinstance(message, ast.Constant), f"{path}:{node.lineno}: log a constant"
+                calls.add((_LEVELS[node.func.attr], message.value))
+    return calls
+
+
+def test_logging_section_names_every_logging_call() -> None:
+    calls = logging_calls()
+    rows = [line for line in (ROOT / "docs" / "deployment.md").read_text().splitlines()]
+    missing = [
+        (level, message)
+        for level, message in calls
+        if not any(row.startswith(f"| {level} | `{message}` |") for row in rows)
+    ]
+    assert len(calls) >= 5 and missing == [], missing
 
 
 def test_parser_reports_marker_and_fence_mistakes(tmp_path: Path) -> None:
