@@ -31,6 +31,7 @@ setup(
             "ruff>=0.5",
             "mypy>=1.10",
             "prometheus_client>=0.20",
+            "django>=4.2",  # docs/migrating.md's Django example runs in tests/test_docs.py
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},

@@ -6,8 +6,8 @@ How a page runs (so that examples read as a reader types them):
   gevent-patched process (``tests/support/docs_runner.py``); its shell blocks
   run with ``bash -euo pipefail``. Both run in a temporary directory of the
   page, with the repository and that directory on ``PYTHONPATH``.
-- A Python block whose first line is ``# name.py`` is also written to that
-  file, so shell blocks can serve it (``python -m wsgi_push myapp:app``).
+- A Python block whose first line is ``# path/name.py`` is also written to
+  that file, so shell blocks can serve it (``python -m wsgi_push myapp:app``).
 - The docs' addresses mean the test's servers: ``127.0.0.1:6379`` (any
   ``6379``) is the test's redis-server; ``http://127.0.0.1:8000`` is the app
   the page serves now; any other ``8000`` is a free port the block binds, and
@@ -47,7 +47,7 @@ BLOCKS, PROBLEMS = all_blocks()
 RUN_BLOCKS = [block for block in BLOCKS if block.runs]
 BLOCK_TIMEOUT = 30.0  # the runner gives a Python block 20 s of its own
 _APP_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):8000\b")
-_SOURCE_FILE = re.compile(r"\A# (?P<name>[\w.-]+\.py)\n")
+_SOURCE_FILE = re.compile(r"\A# (?P<name>[\w./-]+\.py)\n")
 
 
 def localise(code: str, app_url: str | None, bind_port: int, redis_port: int) -> tuple[str, bool]:
@@ -96,7 +96,9 @@ class Page:
         code, binds = localise(block.code, self.app_url, bind_port, self.redis.port)
         source = _SOURCE_FILE.match(block.code)
         if source is not None:
-            (self.directory / source["name"]).write_text(code)
+            target = self.directory / source["name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(code)
         run = self._run_python if block.language == "python" else self._run_shell
         failure = run(block, code, bind_port if binds else None)
         if failure is None and binds:
