@@ -13,7 +13,8 @@ Several processes (``gunicorn -w N``): a scrape reaches one worker, so with
 process copies its stats into prometheus_client's multiprocess files every
 ``SYNC_INTERVAL`` seconds (and before it answers a scrape), and the endpoint
 answers with the sum over every process (custom collectors don't work across
-processes). Needs ``pip install 'wsgi_push[prometheus]'``.
+processes). One middleware per process exposes metrics (the counts are the
+process's). Needs ``pip install 'wsgi_push[prometheus]'``.
 """
 
 from __future__ import annotations
@@ -131,25 +132,35 @@ class PushCollector:
         return families.values()
 
 
-class _MultiprocessSync:
-    """Copies this process's stats into prometheus_client's multiprocess files."""
+_SHARED: dict[str, Any] = {}  # one set of multiprocess metrics per process, by name
 
-    def __init__(self, source: HasStats) -> None:
+
+def _shared_metrics() -> dict[str, Any]:
+    """The process's multiprocess metric objects, made once: two objects of
+    one name would overwrite each other's values in the shared files."""
+    if not _SHARED:
         prometheus_client = _prometheus()
-        self.source = source
-        self.metrics: dict[str, Any] = {}
         for metric in METRICS:
-            if metric.name in self.metrics:
+            if metric.name in _SHARED:
                 continue
             if metric.kind == "counter":
-                self.metrics[metric.name] = prometheus_client.Counter(
+                _SHARED[metric.name] = prometheus_client.Counter(
                     metric.name, metric.help, metric.labelnames, registry=None
                 )
             else:  # open connections: the sum over the live processes
-                self.metrics[metric.name] = prometheus_client.Gauge(
+                _SHARED[metric.name] = prometheus_client.Gauge(
                     metric.name, metric.help, metric.labelnames,
                     registry=None, multiprocess_mode="livesum",
                 )  # fmt: skip
+    return _SHARED
+
+
+class _MultiprocessSync:
+    """Copies one middleware's stats into prometheus_client's multiprocess files."""
+
+    def __init__(self, source: HasStats) -> None:
+        self.source = source
+        self.metrics = _shared_metrics()
         self.synced: dict[tuple[str, str, tuple[str, ...]], float] = {}
         gevent.spawn(self._run)
 
