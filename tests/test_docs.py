@@ -197,7 +197,9 @@ def pages(redis_server: RedisServer) -> Iterator[dict[str, Page]]:
 
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[block.name for block in RUN_BLOCKS])
 def test_doc_block_runs(block: DocBlock, pages: dict[str, Page], redis_server: RedisServer) -> None:
-    page = pages.setdefault(block.path, Page(block.path, redis_server))
+    page = pages.get(block.path)
+    if page is None:
+        page = pages[block.path] = Page(block.path, redis_server)
     failure = page.run_through(block)
     assert failure is None, f"{block.name} ({block.language}) failed:\n{failure}"
 
