@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import gevent
 
@@ -51,7 +51,7 @@ class Metric:
 
     stat: str
     name: str
-    kind: str  # "counter" or "gauge"
+    kind: Literal["counter", "gauge"]
     help: str
     label: str | None = None
     fixed: tuple[str, str] | None = None
@@ -191,7 +191,7 @@ class PrometheusMetrics:
     def __init__(self, source: HasStats) -> None:
         prometheus_client = _prometheus()
         self._exposition = prometheus_client.exposition
-        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.registry = prometheus_client.CollectorRegistry()
         self._sync: _MultiprocessSync | None = None
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             self._sync = _MultiprocessSync(source)
