@@ -204,6 +204,20 @@ def test_doc_block_runs(block: DocBlock, pages: dict[str, Page], redis_server: R
     assert failure is None, f"{block.name} ({block.language}) failed:\n{failure}"
 
 
+def test_localise_maps_the_docs_addresses_to_the_tests() -> None:
+    client = "curl http://127.0.0.1:8000/push/poll/news  # redis://127.0.0.1:6379/0\n"
+    assert localise(client, "http://127.0.0.1:4321", 5555, 7777) == (
+        "curl http://127.0.0.1:4321/push/poll/news  # redis://127.0.0.1:7777/0\n",
+        False,
+    )
+    server = "gunicorn -b 0.0.0.0:8000 myapp:app\n"
+    assert localise(server, "http://127.0.0.1:4321", 5555, 7777) == (
+        "gunicorn -b 127.0.0.1:5555 myapp:app\n",
+        True,
+    )
+    assert localise('serve(app, "127.0.0.1", 8000)', None, 5555, 7777)[1] is True
+
+
 def test_every_block_is_run_or_says_why_not() -> None:
     assert PROBLEMS == []
 
