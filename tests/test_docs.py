@@ -47,6 +47,7 @@ BLOCKS, PROBLEMS = all_blocks()
 RUN_BLOCKS = [block for block in BLOCKS if block.runs]
 BLOCK_TIMEOUT = 30.0  # the runner gives a Python block 20 s of its own
 _APP_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):8000\b")
+_TEMP_PREFIX = "wsgi_push-docs-"
 _SOURCE_FILE = re.compile(r"\A# (?P<name>[\w./-]+\.py)\n")
 
 
@@ -66,7 +67,7 @@ class Page:
 
     path: str
     redis: RedisServer
-    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="docs-")))
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX)))
     app_url: str | None = None
     results: dict[int, str | None] = field(default_factory=dict)  # line -> failure or None
     python: subprocess.Popen[str] | None = None
