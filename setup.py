@@ -38,6 +38,7 @@ setup(
         # gunicorn's gevent worker, which wsgi_push.gunicorn.GeventWorker
         # extends, needs gunicorn's own gevent extra (it imports packaging).
         "gunicorn": ["gunicorn[gevent]>=27"],
+        "prometheus": ["prometheus_client>=0.20"],
         "dev": [
             "flask>=2.3",
             "redis>=5.0",
@@ -56,6 +57,8 @@ setup(
             "mypy>=1.10",
             "build>=1.2",
             "twine>=6.1",
+            "prometheus_client>=0.20",
+            "django>=4.2",  # docs/migrating.md's Django example runs in tests/test_docs.py
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},
