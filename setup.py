@@ -17,8 +17,10 @@ setup(
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],
+        "django": ["django>=4.2"],
         "dev": [
             "flask>=2.3",
+            "django>=4.2",
             "redis>=5.0",
             "gunicorn>=27",
             "pytest>=8",
@@ -33,6 +35,7 @@ setup(
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},
     classifiers=[
+        "Framework :: Django",
         "Framework :: Flask",
         "Programming Language :: Python :: 3",
         "Topic :: Internet :: WWW/HTTP :: WSGI :: Middleware",
