@@ -18,6 +18,9 @@ setup(
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],
         "django": ["django>=4.2"],
+        # gunicorn's gevent worker, which wsgi_push.gunicorn.GeventWorker
+        # extends, needs gunicorn's own gevent extra (it imports packaging).
+        "gunicorn": ["gunicorn[gevent]>=27"],
         "dev": [
             "flask>=2.3",
             "django>=4.2",

@@ -53,6 +53,7 @@ DATABASES = {
 }
 
 LOGIN_REDIRECT_URL = "page"
+TIME_ZONE = "UTC"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
