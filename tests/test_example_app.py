@@ -223,7 +223,6 @@ def test_htmx_swaps_fragments_in_and_resumes_after_a_cut(page: Any, example: Ser
     ids = page.evaluate(FRAGMENT_NUMBERS)
     numbers = [int(id_.removeprefix("fragment-")) for id_ in ids]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
-    screenshot(page, "htmx")
 
 
 def test_htmx_notes_are_rendered_escaped_for_every_page(
@@ -241,6 +240,11 @@ def test_htmx_notes_are_rendered_escaped_for_every_page(
         assert page.evaluate("document.querySelectorAll('#notes b, #notes img').length") == 0
         assert page.evaluate("window.pwned") is None
     expect(writer.locator("#live form input[name=text]")).to_have_value("")
+    writer.fill("#live form input[name=text]", "Rendered once, swapped into every page")
+    writer.press("#live form input[name=text]", "Enter")
+    expect(reader.locator("#notes li")).to_have_count(2)
+    wait_for(reader, AT_LEAST, ["#fragments li", 12])
+    screenshot(reader, "htmx")
     assert (
         requests.post(example.url + "/htmx/notes", data={"text": " "}, timeout=5).status_code == 400
     )
