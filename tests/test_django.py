@@ -129,6 +129,23 @@ def test_authorize_gets_djangos_request_with_user_and_session() -> None:
     assert request.session.session_key is None
 
 
+def record_presence(request: Any, channel: str, count: int) -> None:
+    checks.append((request, channel, str(count)))
+
+
+def test_presence_callbacks_get_djangos_request() -> None:
+    checks.clear()
+    options = {"ON_SUBSCRIBE": record_presence, "ON_UNSUBSCRIBE": f"{__name__}.record_presence"}
+    with configured(options):
+        client = Client(push_django.with_push(django_app))
+        stream = client.get("/push/stream/room", buffered=False)
+        assert [(channel, count) for _, channel, count in checks] == [("room", "1")]
+        stream.close()
+    assert [(channel, count) for _, channel, count in checks] == [("room", "1"), ("room", "0")]
+    assert all(isinstance(request, WSGIRequest) for request, _, _ in checks)
+    assert checks[0][0] is checks[1][0]  # one request per connection
+
+
 def test_the_request_is_built_once_per_push_request() -> None:
     """A multiplexed subscription asks for every channel: one request, one
     session read."""
