@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.support.browser import screenshot
-from tests.support.clients import TRANSPORTS, items, sse_events, sse_item, take
+from tests.support.clients import TRANSPORTS, SSEEvent, SSEParser, items, sse_item, take
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ROOT, ServerProcess, free_port, gunicorn_server
 
@@ -96,11 +97,35 @@ def say(session: requests.Session, base_url: str, channel: str, text: str) -> in
     return message_id
 
 
+def said_and_received(
+    session: requests.Session, base_url: str, channel: str, text: str
+) -> tuple[dict[str, Any], int, float]:
+    """Follow ``channel`` over SSE, then publish ``text`` through the view:
+    the first event, the id the view answered and the seconds in between."""
+    url = f"{base_url}/push/sse/{channel}"
+    with session.get(url, stream=True, timeout=(5, 10)) as stream:
+        assert stream.status_code == 200, stream.text
+        assert stream.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        # The stream has answered: the subscription is in place.
+        message_id = say(session, base_url, channel, text)
+        said = time.monotonic()
+        # Byte by byte: runserver's body isn't chunked but ends with the
+        # connection, and a bigger read would wait for that end.
+        parser = SSEParser()
+        events: list[SSEEvent] = []
+        for byte in stream.iter_content(chunk_size=1):
+            events += parser.feed_bytes(byte)
+            if events:
+                return sse_item(events[0]), message_id, time.monotonic() - said
+    raise AssertionError("the stream ended without an event")
+
+
 def test_logged_out_user_is_refused_the_members_channel(site: ServerProcess) -> None:
     for transport in TRANSPORTS:
-        answer = requests.get(f"{site.url}/push/{transport}/members?timeout=1", timeout=5)
-        assert answer.status_code == 403
-        assert answer.json() == {"error": "not allowed to subscribe on this channel"}
+        for channels in ("members", "public,members"):  # one refusal refuses all
+            answer = requests.get(f"{site.url}/push/{transport}/{channels}?timeout=1", timeout=5)
+            assert answer.status_code == 403
+            assert answer.json() == {"error": "not allowed to subscribe on this channel"}
     answer = requests.get(f"{site.url}/push/poll/public?timeout=0", timeout=5)
     assert answer.status_code == 200
 
@@ -115,14 +140,12 @@ def test_a_wrong_password_stays_refused(site: ServerProcess) -> None:
 def test_logged_in_user_streams_the_members_channel(site: ServerProcess) -> None:
     with log_in(site.url) as session:
         assert "sessionid" in session.cookies
-        with session.get(f"{site.url}/push/sse/members", stream=True, timeout=(5, 10)) as stream:
-            assert stream.status_code == 200
-            assert stream.headers["Content-Type"] == "text/event-stream; charset=utf-8"
-            # The stream has answered: the subscription is in place.
-            message_id = say(session, site.url, "members", "for members only")
-            event = sse_item(next(sse_events(stream)))
+        event, message_id, _ = said_and_received(session, site.url, "members", "for members only")
         text = {"user": USERNAME, "text": "for members only"}
         assert event == {"id": message_id, "event": "message", "data": text}
+        both = session.get(f"{site.url}/push/poll/public,members?since=0&timeout=0", timeout=5)
+        assert both.status_code == 200
+        assert both.json()["channels"] == ["public", "members"]
         cookies = {"sessionid": session.cookies["sessionid"]}
         # Logging out (a POST with the CSRF token) ends the access.
         session.post(
@@ -201,3 +224,25 @@ def test_live_page_in_the_browser(new_page: Any, site: ServerProcess) -> None:
         panel.locator("input[name=text]").press("Enter")
         expect(panel.locator(".log li").last).to_have_text(re.compile(rf"#\d+ demo: {text}$"))
     screenshot(page, "django")
+
+
+def test_runserver_delivers_in_development(tmp_path: Path) -> None:
+    """``manage.py runserver`` (a thread per request, no gevent) delivers a
+    view's message to an open stream at once, not at the next heartbeat."""
+    port = free_port()
+    env = {"DJANGO_DB": str(tmp_path / "db.sqlite3"), "DJANGO_PUSH_HEARTBEAT": "30"}
+    manage(["setup_demo"], env)
+    argv = [
+        sys.executable,
+        str(PROJECT / "manage.py"),
+        "runserver",
+        "--noreload",
+        f"127.0.0.1:{port}",
+    ]
+    with (
+        ServerProcess(argv, env).start(ready_url=f"http://127.0.0.1:{port}") as server,
+        requests.Session() as session,
+    ):
+        event, message_id, seconds = said_and_received(session, server.url, "public", "dev")
+    assert event == {"id": message_id, "event": "message", "data": {"user": "guest", "text": "dev"}}
+    assert seconds < 2, f"delivered after {seconds:.2f} s"
