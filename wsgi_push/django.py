@@ -48,6 +48,7 @@ from django.utils.module_loading import import_string
 from .auth import Authorize
 from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
+from .brokers.redis import RedisBroker
 from .middleware import PresenceCallback, PushMiddleware
 
 if TYPE_CHECKING:
@@ -105,8 +106,6 @@ def _broker_from_config(config: dict[str, Any]) -> Broker:
     if url is None or url == "memory://":
         return MemoryBroker(**options)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from .brokers.redis import RedisBroker
-
         return RedisBroker.from_url(url, **options)
     raise ImproperlyConfigured(
         f"settings.{SETTING}['BROKER_URL'] must be redis://, rediss://, unix:// or memory://"
@@ -181,8 +180,8 @@ def _presence(callback: Callable[[HttpRequest, str, int], None]) -> PresenceCall
 def _database_closed_after() -> Iterator[None]:
     """What Django's request handler does around a view: drop database
     connections that are too old or broken, before and after. A push
-    request never goes through that handler, and each runs on a greenlet of
-    its own (so with a connection of its own)."""
+    request never goes through that handler, and each runs on a greenlet (or
+    thread) of its own, so with a connection of its own."""
     close_old_connections()
     try:
         yield
@@ -191,7 +190,7 @@ def _database_closed_after() -> Iterator[None]:
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:
-    raise AssertionError("only process_request() is used")
+    raise RuntimeError("only process_request() is used")
 
 
 def _forget_broker(*, setting: str, **kwargs: Any) -> None:
