@@ -159,15 +159,25 @@ def test_logged_in_user_streams_the_members_channel(site: ServerProcess) -> None
         assert answer.status_code == 403
 
 
-def test_guests_cannot_write_to_members(site: ServerProcess) -> None:
+def test_the_view_refuses_guests_on_members_and_bad_input(site: ServerProcess) -> None:
+    """Each refusal publishes nothing: the public channel's last id stays."""
     with requests.Session() as session:
+        last_id = say(session, site.url, "public", "before the refusals")
         token = csrf_token(session, site.url)
-        form = {"channel": "members", "text": "hi", "csrfmiddlewaretoken": token}
-        answer = session.post(f"{site.url}/say", data=form, timeout=5)
-        assert answer.status_code == 403
+        refused = [
+            ({"channel": "members", "text": "hi", "csrfmiddlewaretoken": token}, 403),
+            ({"channel": "nope", "text": "hi", "csrfmiddlewaretoken": token}, 400),
+            ({"channel": "public", "text": "  ", "csrfmiddlewaretoken": token}, 400),
+        ]
+        for form, status in refused:
+            answer = session.post(f"{site.url}/say", data=form, timeout=5)
+            assert answer.status_code == status
+            assert "error" in answer.json()
         # Without the CSRF token Django refuses before the view runs.
         answer = session.post(f"{site.url}/say", data={"channel": "public", "text": "x"}, timeout=5)
         assert answer.status_code == 403
+        poll = session.get(f"{site.url}/push/poll/public?since={last_id}&timeout=0", timeout=5)
+        assert poll.json()["messages"] == []
 
 
 def test_published_from_a_view_arrives_on_every_transport(site: ServerProcess) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = "example-only-not-secret"  # noqa: S105 - a demo never deployed as is
+SECRET_KEY = "example-only-not-secret"  # a demo, never deployed as is
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
