@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import zlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -201,6 +202,39 @@ def test_bad_requests_disturb_no_one_and_lose_nothing(server: ServerProcess) -> 
         assert (event.id, event.data) == (str(fresh), "after the noise")
     answer = requests.get(f"{server.url}/push/poll/steady?since=0", timeout=5).json()
     assert item_ids(answer["messages"]) == [*kept, fresh]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data":"x","event":"\\ud800"}',
+        b'{"data":"x","event":"a\\udfffb"}',
+        b'{"data":"\\ud800"}',
+        b'{"data":{"\\udc00":1}}',
+        b'{"data":["ok","\\udbff"]}',
+        b'{"data":"x","event":"error"}',
+        b'{"data":"x","event":"open"}',
+    ],
+)
+def test_unencodable_or_reserved_publishes_are_refused_and_the_channel_works(
+    server: ServerProcess, body: bytes
+) -> None:
+    """A lone surrogate (in the event name, a string or a key) or a reserved
+    event name is refused; the error doesn't echo it, and the channel keeps
+    answering on every transport."""
+    channel = f"poison-{zlib.crc32(body)}"
+    status, headers, answer = send(
+        server.url, "POST", f"/push/publish/{channel}", body, Authorization=BEARER
+    )
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    error = json.loads(answer)["error"]
+    assert b"\\u" not in answer and all(not 0xD800 <= ord(char) <= 0xDFFF for char in error)
+    fresh = publish(server.url, channel, "after", event="Error")  # case-sensitive: allowed
+    poll = requests.get(f"{server.url}/push/poll/{channel}?since=0&timeout=0", timeout=5)
+    assert poll.status_code == 200 and item_ids(poll.json()["messages"]) == [fresh]
+    with requests.get(f"{server.url}/push/sse/{channel}?since=0", stream=True, timeout=5) as sse:
+        event = next(sse_events(sse))
+    assert (event.id, event.event, event.data) == (str(fresh), "Error", "after")
 
 
 def test_client_script_is_cached_with_etag(server: ServerProcess) -> None:

@@ -71,12 +71,15 @@ def encode_position(position: int) -> bytes:
 
 
 def requested_position(environ: WSGIEnvironment, params: dict[str, str]) -> int | None:
-    """``Last-Event-ID`` wins over ``?last_event_id=``: a browser reconnects
-    with the original URL plus the header."""
+    """``Last-Event-ID`` wins over ``?last_event_id=``, then ``?since=`` (the
+    other transports' name): a browser reconnects with the original URL plus
+    the header."""
     header = environ.get("HTTP_LAST_EVENT_ID") or None
     if header is not None:
         return parse_position(header, "Last-Event-ID")
-    return parse_position(params.get("last_event_id"), "last_event_id")
+    if "last_event_id" in params:
+        return parse_position(params["last_event_id"], "last_event_id")
+    return parse_position(params.get("since"), "since")
 
 
 def opening(retry: float, position: int | None) -> bytes:
