@@ -158,6 +158,25 @@ def test_oversized_body_is_refused_from_content_length_before_reading(
     assert head.startswith(b"HTTP/1.1 413")
 
 
+@pytest.mark.parametrize("declared", [b"21 ", b"21\t", b" 21  "])
+def test_content_length_with_optional_whitespace_is_read(
+    server: ServerProcess, declared: bytes
+) -> None:
+    """RFC 9110 allows whitespace around a field value."""
+    body = b'{"data":"whitespace"}'
+    assert len(body) == 21
+    response = raw_response(
+        server.url,
+        b"POST /push/publish/ows HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+        + BEARER.encode()
+        + b"\r\nContent-Length:"
+        + declared
+        + b"\r\n\r\n"
+        + body,
+    )
+    assert response.startswith(b"HTTP/1.1 201"), response
+
+
 def test_oversized_body_is_refused(server: ServerProcess) -> None:
     big = json.dumps({"data": "x" * 70_000}).encode()
     status, _, body = send(server.url, "POST", "/push/publish/c", big, Authorization=BEARER)

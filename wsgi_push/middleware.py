@@ -63,6 +63,8 @@ logger = logging.getLogger("wsgi_push")
 PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
 
 _CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
+_CLIENT_SCRIPT_METHODS = ("GET", "HEAD")
+_STATS_METHODS = ("GET",)
 _STREAM_FORMATS = {"sse": SSE_FORMAT, "stream": NDJSON_FORMAT}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
 DEFAULT_MAX_CONNECTIONS = 10_000
@@ -191,20 +193,23 @@ class PushMiddleware:
 
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
-        if route == "client.js":
-            self._check_method(environ, ("GET", "HEAD"))
-            return self.client_script.respond(environ)
-        if route == "stats" and self.expose_stats:
-            self._check_method(environ, ("GET",))
-            self.gate.check(environ, "", STATS)
-            return json_response(200, self.stats_snapshot())
         transport, slash, channel = route.partition("/")
-        allowed = _CHANNEL_ROUTES.get(transport)
-        if allowed is None or not slash:
+        if route == "client.js":
+            allowed: tuple[str, ...] | None = _CLIENT_SCRIPT_METHODS
+        elif route == "stats" and self.expose_stats:
+            allowed = _STATS_METHODS
+        else:
+            allowed = _CHANNEL_ROUTES.get(transport) if slash else None
+        if allowed is None:
             raise NotFound("no such endpoint")
         if method == "OPTIONS" and self.cors is not None:
             return self.cors.preflight(environ, allowed)
         self._check_method(environ, allowed)
+        if route == "client.js":
+            return self.client_script.respond(environ)
+        if route == "stats":  # exposed, or it would have been a 404
+            self.gate.check(environ, "", STATS)
+            return json_response(200, self.stats_snapshot())
         try:
             check_channel(channel)
         except ValueError as error:
