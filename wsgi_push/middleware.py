@@ -37,6 +37,7 @@ from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
 from .cors import CorsPolicy
+from .disconnect import ON_DISCONNECT, OnDisconnect
 from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUnavailable
 from .message import check_channel
 from .request import parse_position, parse_timeout, query_params, read_json_body
@@ -227,7 +228,7 @@ class PushMiddleware:
             self.gate.check(environ, channel, SUBSCRIBE)
             params = query_params(environ)
             if stream_format is None:
-                return self._poll(channel, params, release)
+                return self._poll(channel, params, release, environ.get(ON_DISCONNECT))
             requested = stream_format.requested_position(environ, params)
             return self._stream(environ, channel, requested, stream_format, release)
         except BaseException:
@@ -293,7 +294,13 @@ class PushMiddleware:
         body = StreamBody(messages, leave)
         return status_line(200), self._stream_headers(stream_format), body
 
-    def _poll(self, channel: str, params: dict[str, str], release: Callable[[], None]) -> Response:
+    def _poll(
+        self,
+        channel: str,
+        params: dict[str, str],
+        release: Callable[[], None],
+        on_disconnect: OnDisconnect | None,
+    ) -> Response:
         requested = parse_position(params.get("since"), "since")
         timeout = (
             0.0
@@ -302,7 +309,9 @@ class PushMiddleware:
         )
         try:
             position = resume_position(self.broker, channel, requested)
-            batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)
+            batch = long_poll(
+                self.broker, channel, position, timeout, self.poll_batch_limit, on_disconnect
+            )
         finally:
             release()
         self.stats.record(batch)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import pywsgi
 
+from .disconnect import ON_DISCONNECT, DisconnectWatch
 from .lifecycle import drain_all
 from .stats import PROCESS_COUNTERS
 
@@ -51,6 +52,13 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
         super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        # A parked long poll watches the socket through this and ends as
+        # soon as its client closes, freeing its connection slot.
+        environ[ON_DISCONNECT] = DisconnectWatch(self.socket)
+        return environ
 
     def read_requestline(self) -> str:
         # A closed server takes no further request on a kept-alive connection,

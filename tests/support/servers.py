@@ -115,11 +115,13 @@ def gunicorn_server(
     app: str = "tests.support.apps:app",
     workers: int = 1,
     worker_class: str = "gevent",
+    server_args: tuple[str, ...] = (),
     **env: str,
 ) -> ServerProcess:
     argv = [
         sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers),
-        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket", app,
+        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket",
+        *server_args, app,
     ]  # fmt: skip
     return ServerProcess(argv, env).start(ready_url=f"http://127.0.0.1:{port}")
 

@@ -3,7 +3,12 @@ with everything available at once."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from gevent import getcurrent
+
 from ..brokers.base import Batch, Broker
+from ..disconnect import OnDisconnect
 from ..message import dumps
 
 
@@ -20,14 +25,39 @@ def encode_poll_body(channel: str, batch: Batch) -> bytes:
     )
 
 
-def long_poll(broker: Broker, channel: str, position: int, timeout: float, limit: int) -> Batch:
+def long_poll(
+    broker: Broker,
+    channel: str,
+    position: int,
+    timeout: float,
+    limit: int,
+    on_disconnect: OnDisconnect | None = None,
+) -> Batch:
     """Read after ``position``; if nothing is there, wait up to ``timeout`` once.
 
     A wake-up without a message (the server is ending connections) answers
-    early with an empty batch; the client simply polls again.
+    early with an empty batch; the client simply polls again. With the
+    server's ``on_disconnect`` hook, a client that closes ends the wait at once.
     """
     batch = broker.read(channel, position, limit)
     if batch or timeout <= 0:
         return batch
-    broker.wait(channel, position, timeout)
+    if on_disconnect is None:
+        broker.wait(channel, position, timeout)
+    else:
+        gone = ClientGone()
+        cancel = on_disconnect(partial(getcurrent().throw, gone))
+        try:
+            broker.wait(channel, position, timeout)
+        except ClientGone as error:
+            if error is not gone:
+                raise
+            return Batch([], None, position)  # nobody reads the answer
+        finally:
+            cancel()
     return broker.read(channel, position, limit)
+
+
+class ClientGone(Exception):
+    """Thrown into a parked long poll whose client closed, as gevent's
+    ``Timeout`` is: the wait ends and cleans up wherever it is parked."""
