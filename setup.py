@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["wsgi_push", "wsgi_push.*"]),
     package_data={"wsgi_push": ["static/client.js", "py.typed"]},
-    install_requires=["gevent>=23.9", "werkzeug>=2.3"],
+    install_requires=["gevent>=23.9.1,<27", "werkzeug>=2.3"],
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],

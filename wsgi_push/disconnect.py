@@ -22,13 +22,9 @@ counts as gone, as for Go's and nginx's servers.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from gevent import get_hub, monkey
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 ON_DISCONNECT = "wsgi_push.on_disconnect"
 """The environ key of the hook, absent under servers that don't provide it."""
@@ -73,16 +69,3 @@ class DisconnectWatch:
 
         watcher.start(readable)
         return cancel
-
-
-def with_disconnect_hook(app: WSGIApplication, socket_key: str) -> WSGIApplication:
-    """``app``, given the hook for the socket a server puts in
-    ``environ[socket_key]`` (gunicorn: ``"gunicorn.socket"``)."""
-
-    def app_with_hook(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        sock = environ.get(socket_key)
-        if sock is not None:
-            environ[ON_DISCONNECT] = DisconnectWatch(sock)
-        return app(environ, start_response)
-
-    return app_with_hook

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
-from .disconnect import with_disconnect_hook
+from .disconnect import ON_DISCONNECT, DisconnectWatch
 from .lifecycle import drain_all
 from .server import DEFAULT_SEND_TIMEOUT, PushServer
 from .stats import PROCESS_COUNTERS
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class GeventWorker(_GeventWorker):  # type: ignore[misc]
@@ -34,12 +36,21 @@ class GeventWorker(_GeventWorker):  # type: ignore[misc]
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        # A parked long poll ends as soon as its client closes (see
-        # wsgi_push.disconnect), freeing its connection slot.
-        self.wsgi = with_disconnect_hook(self.wsgi, "gunicorn.socket")
+        app, timeout = self.wsgi, self.socket_timeout
+
+        def push_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            sock = environ["gunicorn.socket"]
+            # gunicorn's handle() makes the socket blocking (no timeout) after
+            # our handle() tuned it: set the timeout once a request is in.
+            sock.settimeout(timeout)
+            # A parked long poll ends as soon as its client closes.
+            environ[ON_DISCONNECT] = DisconnectWatch(sock)
+            return app(environ, start_response)
+
+        self.wsgi = push_app
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        PushServer.tune_socket(client, self.socket_timeout)
+        PushServer.tune_socket(client, self.socket_timeout, PushServer.send_buffer)
         super().handle(listener, client, addr)
 
     @property
