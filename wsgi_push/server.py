@@ -14,6 +14,7 @@ thousands of clients reconnecting at once. :func:`make_server` fixes both::
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 from typing import TYPE_CHECKING, Any
@@ -49,9 +50,14 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
     # request lines and headers still parse, in more reads.
     read_buffer = 1024
     code: int  # set by pywsgi per response
+    rfile: io.IOBase
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
-        super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
+        super().__init__(sock, address, server)
+        # pywsgi's rfile= argument is deprecated: replace its reader instead
+        # (closed, or the socket's close would wait for it).
+        self.rfile.close()
+        self.rfile = sock.makefile("rb", self.read_buffer)
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
