@@ -3,13 +3,53 @@ with everything available at once."""
 
 from __future__ import annotations
 
-from functools import partial
+import heapq
+from itertools import islice
+from operator import attrgetter
+from typing import Any
 
-from gevent import getcurrent
-
-from ..brokers.base import Batch, Broker
+from ..brokers.base import Batch, Broker, WaitResult
 from ..disconnect import OnDisconnect
-from ..message import dumps
+from ..message import Message, dumps
+from .base import format_cursor
+
+_published_at = attrgetter("published_at")
+
+
+def long_poll(
+    broker: Broker,
+    positions: dict[str, int],
+    timeout: float,
+    limit: int,
+    on_disconnect: OnDisconnect | None = None,
+) -> list[tuple[str, Batch]]:
+    """Read every channel after its position; if nothing is anywhere, wait up
+    to ``timeout`` once and read again.
+
+    A wake-up without a message (the server is ending connections) answers
+    early with empty batches; the client simply polls again. With the
+    server's ``on_disconnect`` hook (see :mod:`wsgi_push.disconnect`), a
+    client that closes wakes the wait at once, so its slot is freed.
+    """
+    batches = _read_all(broker, positions, limit)
+    if timeout <= 0 or any(batch for _, batch in batches):
+        return batches
+    if on_disconnect is None:
+        broker.wait(positions, timeout)
+        return _read_all(broker, positions, limit)
+    spot = broker.waiting_spot(timeout)
+    cancel = on_disconnect(spot.wake)
+    try:
+        if broker.wait(positions, timeout, spot) is WaitResult.WOKEN:
+            return batches  # ending, or the client left: answer what we have (nothing)
+    finally:
+        cancel()
+        spot.close()
+    return _read_all(broker, positions, limit)
+
+
+def _read_all(broker: Broker, positions: dict[str, int], limit: int) -> list[tuple[str, Batch]]:
+    return [(channel, broker.read(channel, after, limit)) for channel, after in positions.items()]
 
 
 def encode_poll_body(channel: str, batch: Batch) -> bytes:
@@ -25,39 +65,37 @@ def encode_poll_body(channel: str, batch: Batch) -> bytes:
     )
 
 
-def long_poll(
-    broker: Broker,
-    channel: str,
-    position: int,
-    timeout: float,
-    limit: int,
-    on_disconnect: OnDisconnect | None = None,
-) -> Batch:
-    """Read after ``position``; if nothing is there, wait up to ``timeout`` once.
-
-    A wake-up without a message (the server is ending connections) answers
-    early with an empty batch; the client simply polls again. With the
-    server's ``on_disconnect`` hook, a client that closes ends the wait at once.
-    """
-    batch = broker.read(channel, position, limit)
-    if batch or timeout <= 0:
-        return batch
-    if on_disconnect is None:
-        broker.wait(channel, position, timeout)
-    else:
-        gone = ClientGone()
-        cancel = on_disconnect(partial(getcurrent().throw, gone))
-        try:
-            broker.wait(channel, position, timeout)
-        except ClientGone as error:
-            if error is not gone:
-                raise
-            return Batch([], None, position)  # nobody reads the answer
-        finally:
-            cancel()
-    return broker.read(channel, position, limit)
+def select_multiplexed(
+    batches: list[tuple[str, Batch]], positions: dict[str, int], limit: int
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """What a multiplexed answer carries: at most ``limit`` messages of all
+    channels together, in the order they were published, and the gap
+    notices that go with them. Each channel's position moves only past what
+    is returned (a gap goes out with the first of its channel's messages);
+    ``positions`` is updated to the cursor to send."""
+    merged = heapq.merge(*(batch.messages for _, batch in batches), key=_published_at)
+    returned = list(islice(merged, limit))
+    returned_last = {message.channel: message.id for message in returned}
+    gaps = []
+    for channel, batch in batches:
+        if channel in returned_last:
+            positions[channel] = returned_last[channel]
+        elif batch.messages or batch.gap is None:
+            continue  # nothing of it fits this time: its position stays
+        else:
+            positions[channel] = batch.last_id  # a gap with nothing retained
+        if batch.gap is not None:
+            gaps.append(batch.gap.tagged_dict(channel))
+    return returned, gaps
 
 
-class ClientGone(Exception):
-    """Thrown into a parked long poll whose client closed, as gevent's
-    ``Timeout`` is: the wait ends and cleans up wherever it is parked."""
+def encode_multiplexed_poll_body(
+    positions: dict[str, int], messages: list[Message], gaps: list[dict[str, Any]]
+) -> bytes:
+    """The multiplexed answer, ``{"channels", "messages", "cursor", "gaps"}``."""
+    return b'{"channels":%s,"messages":[%s],"cursor":"%s","gaps":%s}' % (
+        dumps(list(positions)).encode(),
+        b",".join(message.tagged_json_bytes() for message in messages),
+        format_cursor(positions).encode("ascii"),
+        dumps(gaps).encode(),
+    )
