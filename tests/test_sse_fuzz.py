@@ -24,7 +24,11 @@ from wsgi_push.errors import BadRequest
 from wsgi_push.message import Gap, Message, check_data, check_event, dumps
 from wsgi_push.responses import error_response
 from wsgi_push.transports import sse, stream
-from wsgi_push.transports.poll import encode_poll_body
+from wsgi_push.transports.poll import (
+    encode_multiplexed_poll_body,
+    encode_poll_body,
+    select_multiplexed,
+)
 
 CHANNEL = "fuzz"
 
@@ -240,3 +244,14 @@ def test_every_publish_is_refused_or_encodes_on_every_transport(
     assert json.loads(stream.encode_message(message))["event"] == message.event
     body = json.loads(encode_poll_body(CHANNEL, broker.read(CHANNEL, 0)))
     assert body["messages"] == [json.loads(message.json_bytes())]
+    # The multiplexed forms: channel-tagged on every transport.
+    tagged = {"channel": CHANNEL, **json.loads(message.json_bytes())}
+    raw = sse.encode_tagged_message(message) + sse.encode_position(f"{message.id},0")
+    parsed, _ = parse_sse(raw, [])
+    assert [(event.event, json.loads(event.data)) for event in parsed] == [(message.event, tagged)]
+    assert json.loads(stream.encode_tagged_message(message)) == tagged
+    positions = {CHANNEL: 0, "other": 0}
+    batches = [(CHANNEL, broker.read(CHANNEL, 0)), ("other", broker.read("other", 0))]
+    messages, gaps = select_multiplexed(batches, positions, 10)
+    body = json.loads(encode_multiplexed_poll_body(positions, messages, gaps))
+    assert body["messages"] == [tagged]
