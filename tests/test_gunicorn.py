@@ -16,6 +16,7 @@ from tests.support.servers import (
     free_port,
     gunicorn_server,
     open_connections,
+    server_state,
     wait_until,
 )
 
@@ -62,12 +63,21 @@ def test_graceful_stop(gunicorn: ServerProcess) -> None:
         assert gunicorn.stop(timeout=15) == 0
 
 
+def test_the_push_worker_applies_its_socket_timeout() -> None:
+    """gunicorn's gevent worker makes each socket blocking after the push
+    worker tuned it; the send timeout must still apply to every request."""
+    with gunicorn_server(free_port(), worker_class=PUSH_WORKER) as server:
+        assert server_state(server)["socket_timeout"] == 30.0
+
+
 def test_an_idle_kept_alive_connection_ends_quietly_past_the_send_timeout() -> None:
-    """With ``--keep-alive`` over the 30 s send timeout, gunicorn's keep-alive
-    timer, not a socket timeout (and its traceback), ends an idle connection."""
+    """With ``--keep-alive`` over the 30 s send timeout, the socket timeout
+    grows past it: gunicorn's keep-alive timer, not a socket timeout (and its
+    traceback), ends an idle connection."""
     keep_alive = 31
     argv = ("--keep-alive", str(keep_alive))
     with gunicorn_server(free_port(), worker_class=PUSH_WORKER, server_args=argv) as server:
+        assert server_state(server)["socket_timeout"] == keep_alive + 1
         with connect(server.url, timeout=keep_alive + 10) as sock:
             sock.sendall(b"GET /app/stream HTTP/1.1\r\nHost: x\r\n\r\n")
             started = time.monotonic()
