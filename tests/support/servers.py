@@ -143,6 +143,17 @@ def _answers(url: str) -> bool:
     return True
 
 
+def accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` (one bounded connect)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
     """Poll ``condition()`` until truthy (bounded); raise naming ``what``."""
     deadline = time.monotonic() + timeout
