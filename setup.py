@@ -12,7 +12,10 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["wsgi_push", "wsgi_push.*"]),
-    package_data={"wsgi_push": ["static/client.js", "py.typed"]},
+    package_data={
+        "wsgi_push": ["static/client.js", "py.typed"],
+        "wsgi_push.brokers.redis": ["scripts/*.lua"],
+    },
     install_requires=["gevent>=23.9", "werkzeug>=2.3"],
     extras_require={
         "redis": ["redis>=5.0"],

@@ -341,7 +341,7 @@ waiter = gevent.spawn(broker.wait, "kept", 0, 30.0)
 gevent.sleep(0)  # parked on "kept"
 for n in range(5):  # newer channels, past max_cached_channels
     broker.read(f"other-{n}", 0)
-assert sorted(broker._channels) == ["other-3", "other-4"], "the bound holds"
+assert sorted(broker._cache) == ["other-3", "other-4"], "the bound holds"
 print("parked", flush=True)
 started = time.monotonic()
 print(waiter.get(timeout=10), round(time.monotonic() - started, 3), flush=True)
