@@ -17,6 +17,7 @@ from tests.support.batches import batch_ids
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ROOT, wait_until
 from wsgi_push import BrokerUnavailable, MemoryBroker, RedisBroker
+from wsgi_push.message import Gap
 
 
 @pytest.fixture
@@ -26,10 +27,23 @@ def broker(redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[Red
     broker.close()
 
 
-def test_ids_start_at_one_and_increase_per_channel(broker: RedisBroker) -> None:
-    assert [broker.publish("a", i) for i in range(3)] == [1, 2, 3]
-    assert broker.publish("b", "x") == 1
-    assert broker.last_id("a") == 3
+def redis_clock_floor(client: redis.Redis) -> int:
+    """Redis's clock in ms * 1000: where a new era of ids starts."""
+    seconds, micros = client.time()
+    return (seconds * 1000 + micros // 1000) * 1000
+
+
+def test_ids_start_above_the_redis_clock_and_are_consecutive_per_channel(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """A channel without ids may be one whose ids Redis lost, so its first id
+    lies above every id issued before: Redis's clock in ms * 1000."""
+    before = redis_clock_floor(redis_client)
+    first = broker.publish("a", 0)
+    assert before < first <= redis_clock_floor(redis_client) + 1 < 2**53
+    assert [broker.publish("a", i) for i in range(1, 3)] == [first + 1, first + 2]
+    assert broker.publish("b", "x") > first
+    assert broker.last_id("a") == first + 2
     assert broker.last_id("never") == 0
 
 
@@ -53,42 +67,51 @@ def test_publish_refuses_what_the_contract_refuses(broker: RedisBroker) -> None:
 
 
 def test_reads_follow_the_same_gap_rules_as_the_memory_broker(broker: RedisBroker) -> None:
+    """Redis's ids are the memory broker's plus the era's floor."""
     memory = MemoryBroker(max_messages=5)
+    floor = 0
+
+    def shifted(message_id: int) -> int:
+        return message_id and floor + message_id
+
     for position in range(0, 10):
         for after in range(0, position + 3):
             for limit in (None, 1, 2):
                 expected = memory.read("c", after, limit)
-                got = broker.read("c", after, limit)
+                got = broker.read("c", shifted(after), limit)
+                gap = expected.gap and Gap(*map(shifted, expected.gap.to_dict().values()))
                 assert (batch_ids(got), got.gap, got.last_id) == (
-                    batch_ids(expected),
-                    expected.gap,
-                    expected.last_id,
+                    list(map(shifted, batch_ids(expected))),
+                    gap,
+                    shifted(expected.last_id),
                 ), (position, after, limit)
         memory.publish("c", position)
-        broker.publish("c", position)
+        floor = broker.publish("c", position) - memory.last_id("c")
 
 
 def test_retention_by_count_is_enforced_in_redis(
     broker: RedisBroker, redis_client: redis.Redis
 ) -> None:
-    for i in range(12):
+    first = broker.publish("kept", 0)
+    for i in range(1, 12):
         broker.publish("kept", i)
     assert redis_client.zcard("wsgi_push:{kept}:log") == 5
-    batch = broker.read("kept", 3)
-    assert batch_ids(batch) == [8, 9, 10, 11, 12]
-    assert batch.gap is not None and batch.gap.to_dict() == {"requested": 3, "first": 8, "last": 12}
+    batch = broker.read("kept", first + 2)
+    assert batch_ids(batch) == list(range(first + 7, first + 12))
+    assert batch.gap is not None
+    assert batch.gap.to_dict() == {"requested": first + 2, "first": first + 7, "last": first + 11}
 
 
 def test_retention_by_age_is_enforced_in_redis(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     broker = RedisBroker.from_url(redis_server.url, max_age=0.3)
-    broker.publish("old", "a")
+    first = broker.publish("old", "a")
     assert redis_client.pttl("wsgi_push:{old}:log") > 0
     wait_until(lambda: not redis_client.exists("wsgi_push:{old}:log"), 5, "the log to expire")
     batch = broker.read("old", 0)
-    assert batch.messages == [] and broker.last_id("old") == 1
-    assert broker.publish("old", "b") == 2, "ids outlive expired messages"
+    assert batch.messages == [] and broker.last_id("old") == first
+    assert broker.publish("old", "b") == first + 1, "ids outlive expired messages"
     broker.close()
 
 
@@ -96,7 +119,7 @@ def test_age_trims_older_messages_and_keeps_newer_ones(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     broker = RedisBroker.from_url(redis_server.url, max_age=0.5)
-    broker.publish("mixed", "old")
+    first = broker.publish("mixed", "old")
     published = redis_client.zrange("wsgi_push:{mixed}:log", 0, 0)[0].split(b" ")[1]
 
     def redis_clock_past_publish() -> bool:
@@ -105,8 +128,10 @@ def test_age_trims_older_messages_and_keeps_newer_ones(
 
     wait_until(redis_clock_past_publish, 5, "300 ms to pass on Redis's clock")
     broker.publish("mixed", "new")
-    wait_until(lambda: batch_ids(broker.read("mixed", 0)) == [2], 5, "the old message to expire")
-    assert broker.read("mixed", 1).gap is None, "the reader at 1 missed nothing retained"
+    wait_until(
+        lambda: batch_ids(broker.read("mixed", 0)) == [first + 1], 5, "the old message to expire"
+    )
+    assert broker.read("mixed", first).gap is None, "the reader at 1 missed nothing retained"
     assert broker.read("mixed", 0).gap is None
     broker.close()
 
@@ -114,19 +139,20 @@ def test_age_trims_older_messages_and_keeps_newer_ones(
 def test_ids_continue_after_the_app_restarts(
     redis_server: RedisServer, broker: RedisBroker
 ) -> None:
-    broker.publish("news", 1)
+    first = broker.publish("news", 1)
     broker.publish("news", 2)
     restarted = RedisBroker.from_url(redis_server.url, max_messages=5)
-    assert restarted.publish("news", 3) == 3
-    assert batch_ids(restarted.read("news", 1)) == [2, 3]
+    assert restarted.publish("news", 3) == first + 2
+    assert batch_ids(restarted.read("news", first)) == [first + 1, first + 2]
     restarted.close()
 
 
 def test_key_prefix_separates_deployments(redis_server: RedisServer, broker: RedisBroker) -> None:
     other = RedisBroker.from_url(redis_server.url, key_prefix="other")
-    broker.publish("news", 1)
-    assert other.publish("news", 1) == 1
-    assert other.last_id("news") == 1 and broker.last_id("news") == 1
+    mine = broker.publish("news", 1)
+    theirs = other.publish("news", 1)
+    assert other.publish("news", 2) == theirs + 1
+    assert other.last_id("news") == theirs + 1 and broker.last_id("news") == mine
     other.close()
 
 
@@ -136,6 +162,7 @@ def test_concurrent_publishers_get_every_id_once(
     """Four brokers (like four processes) publish at once: ids 1..800, and a
     reader never sees an id before its message exists."""
     publishers = [RedisBroker.from_url(redis_server.url, max_messages=1000) for _ in range(4)]
+    first = broker.publish("race", "the era's first") + 1
     results: list[list[int]] = [[] for _ in publishers]
     missing: list[int] = []
     done = threading.Event()
@@ -158,7 +185,7 @@ def test_concurrent_publishers_get_every_id_once(
         thread.join(30)
     done.set()
     reader.join(30)
-    assert sorted(sum(results, [])) == list(range(1, 801))
+    assert sorted(sum(results, [])) == list(range(first, first + 800))
     assert all(result == sorted(result) for result in results)
     assert missing == []
     for publisher in publishers:
@@ -169,8 +196,8 @@ def test_from_url_connects_over_a_unix_socket(
     redis_server: RedisServer, broker: RedisBroker
 ) -> None:
     over_socket = RedisBroker.from_url(f"unix://{redis_server.unix_socket}?db=0")
-    broker.publish("news", "tcp")
-    assert over_socket.publish("news", "unix") == 2
+    first = broker.publish("news", "tcp")
+    assert over_socket.publish("news", "unix") == first + 1
     over_socket.close()
 
 
@@ -237,11 +264,15 @@ def test_presence_of_a_crashed_process_expires(
             process.wait(10)
 
 
-def test_outage_raises_broker_unavailable_and_recovery_keeps_ids() -> None:
+def test_outage_raises_broker_unavailable_and_ids_jump_after_the_restart() -> None:
+    """Even an append-only Redis may come back without its newest writes
+    (fsync once a second, a restore, a failover), and Redis can't tell, so
+    after any restart a channel's ids jump above the old ones and the old
+    history goes: a client holding an old id gets a gap notice."""
     server = RedisServer(persistent=True).start()
     try:
         broker = RedisBroker.from_url(server.url)
-        assert broker.publish("news", "before") == 1
+        before = broker.publish("news", "before")
         broker.add_subscriber("news")
         server.stop()
         with pytest.raises(BrokerUnavailable) as raised:
@@ -254,8 +285,15 @@ def test_outage_raises_broker_unavailable_and_recovery_keeps_ids() -> None:
             broker.last_id("news")
         assert broker.subscriber_count("news") == 1, "presence falls back to this process"
         server.start()
-        assert broker.publish("news", "after") == 2
-        assert [m.data for m in broker.read("news", 0).messages] == ["before", "after"]
+        after = broker.publish("news", "after")
+        assert after > before + 1
+        assert [m.data for m in broker.read("news", 0).messages] == ["after"]
+        gap = broker.read("news", before).gap
+        assert gap is not None and gap.to_dict() == {
+            "requested": before,
+            "first": after,
+            "last": after,
+        }
         broker.close()
     finally:
         server.close()
@@ -268,12 +306,12 @@ from gevent import monkey; monkey.patch_all()
 import json, sys
 import gevent
 from wsgi_push import RedisBroker
-url, channel, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, channel, start, total = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 broker = RedisBroker.from_url(url)
 
 def follow():
-    position, received = 0, []
-    while position < total:
+    position, received = start, []
+    while position < start + total:
         broker.wait(channel, position, None)
         batch = broker.read(channel, position)
         received += [message.id for message in batch.messages]
@@ -293,8 +331,17 @@ def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
     while it can't subscribe again and while it reconnects: waiters woken
     only by notifications still get every message once, in order."""
     total, held_down = 15, 5
+    start = broker.publish("hints", 0)
     process = subprocess.Popen(
-        [sys.executable, "-c", _NOTIFIED_WAITERS, redis_server.url, "hints", str(total)],
+        [
+            sys.executable,
+            "-c",
+            _NOTIFIED_WAITERS,
+            redis_server.url,
+            "hints",
+            str(start),
+            str(total),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -310,7 +357,7 @@ def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
         try:
             assert redis_client.client_kill_filter(_type="pubsub") == 1
             for n in range(1, held_down + 1):
-                assert broker.publish("hints", n) == n
+                assert broker.publish("hints", n) == start + n
             assert listeners() == 0, "these notifications reached nobody"
         finally:
             redis_client.execute_command("ACL", "SETUSER", "default", "+subscribe")
@@ -318,13 +365,13 @@ def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
             wait_until(lambda: listeners() == 1, 10, "the listener to subscribe again")
             assert redis_client.client_kill_filter(_type="pubsub") == 1
             for message_id in range(n, min(n + 2, total + 1)):
-                assert broker.publish("hints", message_id) == message_id
+                assert broker.publish("hints", message_id) == start + message_id
         output, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-    assert json.loads(output) == [list(range(1, total + 1))] * 5
+    assert json.loads(output) == [list(range(start + 1, start + total + 1))] * 5
 
 
 _WAITER_ON_AN_OLD_CHANNEL = """
@@ -363,7 +410,7 @@ def test_a_waiter_whose_channel_record_was_dropped_still_wakes_on_a_publish(
     assert process.stdout is not None
     try:
         assert process.stdout.readline() == "parked\n"
-        assert broker.publish("kept", "news") == 1
+        assert broker.publish("kept", "news") > 0
         output, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -405,7 +452,7 @@ def test_flask_push_uses_redis_from_config(
     push = Push(app)
     with app.app_context():
         assert isinstance(push.broker, RedisBroker)
-        assert push.publish("news", "hi") == 1
-    assert redis_client.get("wsgi_push:{news}:last") == b"1"
+        message_id = push.publish("news", "hi")
+    assert redis_client.get("wsgi_push:{news}:last") == str(message_id).encode()
     push_broker = app.extensions["wsgi_push"].broker
     push_broker.close()

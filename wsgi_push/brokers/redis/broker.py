@@ -87,11 +87,9 @@ class RedisBroker(Broker):
         self.poll_interval = poll_interval
         self.cache_messages = min(cache_messages, max_messages)
         self.max_cached_channels = max_cached_channels
-        self._outages = (
-            redis.ConnectionError,
-            redis.TimeoutError,
-            redis.exceptions.ReadOnlyError,
-        )
+        # Any Redis error (unreachable, OOM, MISCONF, NOPERM, READONLY after
+        # a failover, LOADING ...) means: Redis can't serve us right now.
+        self._outages: tuple[type[Exception], ...] = (redis.RedisError,)
         self._scripts = Scripts(self.client)
         self._max_age_ms = 0 if max_age is None else max(1, round(max_age * 1000))
         self._notify_channel = f"{key_prefix}:notify"
@@ -119,11 +117,11 @@ class RedisBroker(Broker):
         )
         self._listener = Listener(
             self.client,
-            self._notify_channel,
+            self.key_prefix,
             self._cache,
             lambda channel: self._keys(channel)[0],
             lambda channel: self.signals.notify(channel),
-            self._outages,
+            self.poll_interval,
         )
         self._presence = Presence(
             self.client,
@@ -143,11 +141,13 @@ class RedisBroker(Broker):
             self._start_process()
 
     def _keys(self, channel: str) -> list[str]:
-        return [f"{self.key_prefix}:{{{channel}}}:last", f"{self.key_prefix}:{{{channel}}}:log"]
+        """The channel's ``last``, ``log`` and ``run`` keys (one cluster slot)."""
+        prefix = f"{self.key_prefix}:{{{channel}}}"
+        return [f"{prefix}:last", f"{prefix}:log", f"{prefix}:run"]
 
     @contextmanager
     def _redis_call(self) -> Iterator[None]:
-        """Turn Redis being unreachable into :class:`BrokerUnavailable`."""
+        """Turn any Redis error into :class:`BrokerUnavailable` (503 + Retry-After)."""
         try:
             yield
         except self._outages as error:
@@ -156,21 +156,29 @@ class RedisBroker(Broker):
     # The numbered queue -------------------------------------------------------
 
     def _append(self, channel: str, event: str, data_json: str) -> int:
-        """One Lua script: id, store, trim, notify.
+        return self._append_many([(channel, event, data_json)])[0]
 
-        Raises :class:`BrokerUnavailable` when Redis can't be reached; then the
-        message may or may not have been stored (as with any remote call).
+    def _append_many(self, entries: list[tuple[str, str, str]]) -> list[int]:
+        """One Lua script for the whole batch: ids, store, trim, notify.
+
+        Raises :class:`BrokerUnavailable` when Redis can't take it; then the
+        messages may or may not have been stored (as with any remote call),
+        all or none of them.
         """
-        payload = f"[{dumps(event)},{data_json}]"  # what dumps([event, data]) gives
-        args = [payload, self.max_messages, self._max_age_ms, self._notify_channel, channel]
+        keys: list[str] = []
+        args: list[Any] = [self.max_messages, self._max_age_ms, self._notify_channel]
+        for channel, event, data_json in entries:
+            keys.extend(self._keys(channel))
+            args.append(channel)
+            args.append(f"[{dumps(event)},{data_json}]")  # what dumps([event, data]) gives
         with self._redis_call():
-            message_id, _ = self._scripts.publish(keys=self._keys(channel), args=args)
-        return int(message_id)
+            ids = self._scripts.publish(keys=keys, args=args)
+        return [int(message_id) for message_id in ids]
 
     def last_id(self, channel: str) -> int:
-        with self._redis_call():
-            last = self.client.get(self._keys(channel)[0])
-        return int(last or 0)
+        """The channel's newest id, read through the read script so that a
+        Redis that lost data answers with its new era's floor."""
+        return self._fetch(channel, _MAX_ID, 0)[0]
 
     def read(self, channel: str, after: int, limit: int | None = None) -> Batch:
         self._same_process()
@@ -231,6 +239,9 @@ class RedisBroker(Broker):
         self._presence.withdraw()
         if self._owns_client:
             self.client.connection_pool.disconnect()
+
+
+_MAX_ID = 2**53 - 1  # the largest id a client can hold (JavaScript's safe integers)
 
 
 def _pool_from_url(redis: ModuleType, url: str, options: dict[str, Any]) -> Any:

@@ -47,6 +47,11 @@ class ChannelRecord:
             return recent.first_id == self.first_retained
         return recent.first_id - 1 <= after <= recent.last_id
 
+    def forget(self) -> None:
+        """Drop the cached messages: Redis lost what they came from."""
+        self.recent = History(self.recent.max_messages, self.recent.max_age)
+        self.known_last = self.first_retained = 0
+
     def remember(self, messages: list[Message]) -> None:
         """Merge freshly read messages (contiguous, in id order) into the cache."""
         if not messages or messages[-1].id <= self.recent.last_id:
@@ -96,6 +101,12 @@ class ChannelCache:
         records[channel] = record
         return record
 
+    def forget_all(self) -> list[str]:
+        """Drop every record (Redis lost data); the channels they were for."""
+        channels = list(self._records)
+        self._records.clear()
+        return channels
+
     def items(self) -> Iterator[tuple[str, ChannelRecord]]:
         return iter(list(self._records.items()))
 
@@ -135,6 +146,8 @@ class ChannelCache:
         extend = epoch >= 0 and epoch == record.epoch and record.covers(after)
         start = recent.last_id if extend else after
         last, first, messages = self._fetch(channel, start, None if extend else limit)
+        if last < record.known_last:
+            record.forget()  # ids went down: Redis lost data, the cache is stale
         record.known_last = max(record.known_last, last)
         record.first_retained = first
         record.epoch = epoch

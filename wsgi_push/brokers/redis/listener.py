@@ -1,13 +1,21 @@
-"""One pub/sub connection per process relaying publish notifications.
+"""One pub/sub connection per process relaying publish notifications, and
+noticing when Redis lost data.
 
 Notifications are hints: after every (re)subscription the listener re-reads
 the last id of every channel this process knows, so a notification lost
-while it was disconnected costs latency, never data.
+while it was disconnected costs latency, never data. Losses are noticed by
+the Redis server's run id (a restart, perhaps from an older snapshot, or a
+failover) and by a dataset marker key that ``FLUSHALL`` or an empty restart
+removes; then every cached channel is forgotten and its waiters woken, so
+they read from Redis again and get their gap notices.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +25,6 @@ from .cache import ChannelCache
 
 logger = logging.getLogger("wsgi_push")
 
-LISTEN_TIMEOUT = 5.0
 RECONNECT_DELAYS = (0.05, 2.0)
 
 
@@ -26,26 +33,31 @@ class Listener:
     local waiters with ``notify(channel)``.
 
     ``epoch`` counts (re)subscriptions; the cache trusts what it read within
-    the current one, and nothing while ``listening`` is False.
+    the current one, and nothing while ``listening`` is False. The dataset
+    is checked for a loss every ``check_interval`` seconds.
     """
 
     def __init__(
         self,
         client: Any,
-        notify_channel: str,
+        key_prefix: str,
         cache: ChannelCache,
         last_key: Callable[[str], str],
         notify: Callable[[str], None],
-        outages: tuple[type[BaseException], ...],
+        check_interval: float,
     ) -> None:
         self.client = client
-        self.notify_channel = notify_channel
+        self.notify_channel = f"{key_prefix}:notify"
+        self.marker_key = f"{key_prefix}:dataset"
         self.cache = cache
         self.last_key = last_key
         self.notify = notify
-        self.outages = outages
+        self.check_interval = check_interval
         self.listening = False
         self.epoch = 0
+        self.losses = 0
+        """Losses of Redis data this process noticed."""
+        self._dataset: tuple[str, str] | None = None  # (run id, marker) last seen
         self._greenlet: gevent.Greenlet | None = None
 
     def trusted_epoch(self) -> int:
@@ -53,7 +65,8 @@ class Listener:
         return self.epoch if self.listening else -1
 
     def start(self) -> None:
-        if self._greenlet is None:
+        """Start listening (again, should the greenlet ever have died)."""
+        if self._greenlet is None or self._greenlet.dead:
             if not _socket_patched():
                 raise RuntimeError(
                     "RedisBroker subscribers need gevent's monkey patching: run under "
@@ -69,29 +82,46 @@ class Listener:
         self.listening = False
 
     def _listen(self) -> None:
-        """Relay notifications to local waiters forever, reconnecting with back-off."""
+        """Relay notifications forever; on any error reconnect with back-off,
+        logging once per outage rather than once per attempt."""
         delay = RECONNECT_DELAYS[0]
+        failing = False
         while True:
             pubsub = self.client.pubsub()
             try:
                 pubsub.subscribe(self.notify_channel)
+                next_check = 0.0
                 while True:
-                    notification = pubsub.get_message(timeout=LISTEN_TIMEOUT)
+                    notification = pubsub.get_message(timeout=self.check_interval)
                     if notification is None:
-                        continue
-                    if notification["type"] == "subscribe":
+                        pass
+                    elif notification["type"] == "subscribe":
                         self._catch_up()
+                        next_check = time.monotonic() + self.check_interval
                         delay = RECONNECT_DELAYS[0]
+                        if failing:
+                            logger.warning("wsgi_push: Redis listener subscribed again")
+                            failing = False
                     elif notification["type"] == "message":
                         self._notified(as_text(notification["data"]))
-            except self.outages as error:
-                logger.warning("wsgi_push: Redis listener disconnected (%s); reconnecting", error)
-            except Exception:
-                # The listener must outlive surprises, or waiters fall back to polling.
-                logger.exception("wsgi_push: Redis listener failed; reconnecting")
+                    if self.listening and time.monotonic() >= next_check:
+                        self._check_dataset()
+                        next_check = time.monotonic() + self.check_interval
+            except Exception as error:
+                # Whatever it is (a Redis error, a surprise), the listener must
+                # outlive it, or waiters fall back to polling.
+                if not failing:
+                    logger.warning(
+                        "wsgi_push: Redis listener failed (%s: %s); retrying until it can "
+                        "subscribe, waiters poll Redis meanwhile",
+                        type(error).__name__,
+                        error,
+                        exc_info=not isinstance(error, _redis_errors()),
+                    )
+                    failing = True
             finally:
                 self.listening = False
-                pubsub.close()
+                _close_quietly(pubsub)
             gevent.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAYS[1])
 
@@ -104,24 +134,62 @@ class Listener:
 
     def _catch_up(self) -> None:
         """Just (re)subscribed: anything published while not listening went
-        unannounced, so re-read every known channel's last id (one pipelined
-        round trip), then trust the caches again and wake whoever is behind."""
+        unannounced, so check the dataset for a loss and re-read every known
+        channel's last id (one pipelined round trip), then trust the caches
+        again and wake whoever may be behind."""
         self.epoch += 1
+        self._check_dataset(self.client.info("server")["run_id"])
         records = list(self.cache.items())
         pipeline = self.client.pipeline(transaction=False)
         for channel, _ in records:
             pipeline.get(self.last_key(channel))
         lasts = pipeline.execute() if records else []
         for (channel, record), last in zip(records, lasts, strict=True):
-            if int(last or 0) > record.known_last:
-                record.known_last = int(last)
+            last = int(last or 0)
+            if last < record.known_last:
+                record.forget()  # ids went down: read again to learn what is left
+                self.notify(channel)
+            elif last > record.known_last:
+                record.known_last = last
                 self.notify(channel)
             record.epoch = self.epoch
         self.listening = True
 
+    def _check_dataset(self, run_id: str | None = None) -> None:
+        """Forget every cached channel if the dataset is not the one seen
+        before: another Redis run (``run_id``, known on subscribing) or
+        another marker (a new one is set when it is missing)."""
+        token = secrets.token_hex(8)
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.set(self.marker_key, token, nx=True)
+        pipeline.get(self.marker_key)
+        _, marker = pipeline.execute()
+        seen = self._dataset
+        dataset = (run_id or (seen[0] if seen else ""), as_text(marker or b""))
+        self._dataset = dataset
+        if seen is not None and seen != dataset:
+            self.losses += 1
+            self.epoch += 1
+            logger.warning(
+                "wsgi_push: Redis lost data (restarted or flushed); subscribers get gap notices"
+            )
+            for channel in self.cache.forget_all():
+                self.notify(channel)
+
 
 def as_text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _redis_errors() -> type[Exception]:
+    import redis
+
+    return redis.RedisError
+
+
+def _close_quietly(pubsub: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection may fail too
+        pubsub.close()
 
 
 def _socket_patched() -> bool:

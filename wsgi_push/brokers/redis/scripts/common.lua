@@ -24,3 +24,31 @@ local function trim_age(log, max_age_ms, now)
     if expired < 64 then return end
   end
 end
+
+-- The id of this Redis server process: a new one after every restart (and
+-- on another server after a failover).
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+
+-- A channel's newest id, opening a new era first when its ids may have
+-- been lost. KEYS last_key, log_key, run_key of one channel; run: run_id().
+-- The run key holds the run_id under which the channel's ids were issued.
+-- A missing last key (a new channel, FLUSHALL, a restart without
+-- persistence) or a run key from another run (a restart, perhaps from an
+-- older snapshot, or a failover) means that ids above the stored one may
+-- have been issued and lost: the era's ids start above every earlier id,
+-- at Redis's clock in ms * 1000 (below 2^53 until the year 2255), and the
+-- old history goes, so an old id sits below the oldest retained message.
+-- A read (create false) of a channel without a last key changes nothing.
+local function channel_last(last_key, log_key, run_key, run, create)
+  local last = redis.call('GET', last_key)
+  if last and redis.call('GET', run_key) == run then return tonumber(last) end
+  if not (last or create) then return 0 end
+  local floor = now_ms() * 1000
+  if last and tonumber(last) > floor then floor = tonumber(last) end -- the clock went back
+  redis.call('SET', last_key, string.format('%d', floor))
+  redis.call('SET', run_key, run)
+  redis.call('DEL', log_key)
+  return floor
+end
