@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import BrokerUnavailable
 from ...message import Message, dumps
 from ..base import Batch, Broker
-from ..signals import Signals, Spot
+from ..signals import Signals
 from .cache import ChannelCache
 from .listener import Listener, as_text
 from .presence import Presence
@@ -158,7 +158,7 @@ class RedisBroker(Broker):
     def _append(self, channel: str, event: str, data_json: str) -> int:
         return self._append_many([(channel, event, data_json)])[0]
 
-    def _append_many(self, entries: list[tuple[str, str, str]]) -> list[int]:
+    def _append_many(self, entries: Sequence[tuple[str, str, str]]) -> list[int]:
         """One Lua script for the whole batch: ids, store, trim, notify.
 
         Raises :class:`BrokerUnavailable` when Redis can't take it; then the
@@ -193,24 +193,23 @@ class RedisBroker(Broker):
 
     # Waiting: one listener per process -----------------------------------------
 
-    def wait(
-        self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
-    ) -> bool:
+    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
+        """Record the channels (notifications update them from now on), make
+        sure the listener runs, and poll Redis every ``poll_interval`` while
+        it is disconnected."""
         self._same_process()
-        self._cache.record(channel)  # known from now on: notifications update it
+        for channel in channels:
+            self._cache.record(channel)
         self._listener.start()
         if not self._listener.listening:
-            # No notifications right now: look at Redis again soon.
-            timeout = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        cache = self._cache
+            return self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        return timeout
 
-        def ready() -> bool:
-            # By name: the record may be dropped (past max_cached_channels)
-            # while we wait, and a dropped one hears of nothing: read to know.
-            record = cache.get(channel)
-            return record is None or record.known_last > after
-
-        return self.signals.wait(channel, ready, timeout, spot)
+    def behind(self, channel: str, position: int) -> bool:
+        # By name: the record may be dropped (past max_cached_channels, or
+        # after a loss) while we wait, and a dropped one hears of nothing.
+        record = self._cache.get(channel)
+        return record is None or record.known_last > position
 
     # Presence across processes ------------------------------------------------
 
