@@ -7,17 +7,25 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import gevent
 import pytest
 import redis
+import requests
 
 from tests.support.batches import batch_ids
-from tests.support.redis_server import RedisServer
-from tests.support.servers import ROOT, wait_until
+from tests.support.clients import AUTH, publish, sse_events
+from tests.support.raw_http import open_stream_socket
+from tests.support.redis_server import RedisServer, redis_app
+from tests.support.servers import ROOT, ServerProcess, wait_until
 from wsgi_push import BrokerUnavailable, MemoryBroker, RedisBroker
 from wsgi_push.message import Gap
+
+HEARTBEAT = 0.3
 
 
 @pytest.fixture
@@ -420,9 +428,87 @@ def test_a_waiter_whose_channel_record_was_dropped_still_wakes_on_a_publish(
     assert woken == "message" and float(seconds) < 5, output
 
 
-def test_waiting_needs_gevent_monkey_patching(broker: RedisBroker) -> None:
-    with pytest.raises(RuntimeError, match="monkey"):
-        broker.wait({"news": 0}, 0.1)
+def open_connections(server: ServerProcess, transport: str) -> int:
+    stats = requests.get(f"{server.url}/push/stats", headers=AUTH, timeout=5).json()
+    return int(stats["open_connections"].get(transport, 0))
+
+
+def timed_poll(session: requests.Session, url: str, since: int) -> tuple[dict[str, Any], float]:
+    """A long poll's answer, and when it came."""
+    answer: dict[str, Any] = session.get(url, params={"since": since}, timeout=30).json()
+    return answer, time.monotonic()
+
+
+def test_threaded_dev_server_delivers_within_100_ms(
+    redis_server: RedisServer, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under werkzeug's threaded server without monkey patching (``flask
+    run``), the listener is a thread of its own: an SSE subscriber and a long
+    poll get each message published over HTTP within 100 ms, not at their
+    next heartbeat (30 s) or poll timeout."""
+    delays: dict[str, list[float]] = {"sse": [], "poll": []}
+    with redis_app(redis_server, "threaded", heartbeat=30.0, poll_timeout=20.0) as server:
+        url = f"{server.url}/push/sse/threaded"
+        with requests.get(url, stream=True, timeout=(5, 10)) as response:
+            events = sse_events(response)
+            wait_until(lambda: open_connections(server, "sse") == 1, 5, "the subscriber")
+            publish(server.url, "threaded", {"warm": "up"})  # connects the pool
+            assert json.loads(next(events).data) == {"warm": "up"}
+            for n in range(5):
+                started = time.monotonic()
+                message_id = publish(server.url, "threaded", {"n": n})
+                event = next(events)
+                delays["sse"].append(time.monotonic() - started)
+                assert (event.id, json.loads(event.data)) == (str(message_id), {"n": n})
+        poll_url = f"{server.url}/push/poll/polled"
+        position = publish(server.url, "polled", "before")
+        with ThreadPoolExecutor(1) as pool, requests.Session() as session:
+            for n in range(5):
+                polled = pool.submit(timed_poll, session, poll_url, position)
+                wait_until(lambda: open_connections(server, "poll") == 1, 5, "the long poll")
+                started = time.monotonic()
+                position = publish(server.url, "polled", {"n": n})
+                answer, answered_at = polled.result(10)
+                delays["poll"].append(answered_at - started)
+                assert [m["data"] for m in answer["messages"]] == [{"n": n}]
+        assert server.tracebacks() == []
+    with capsys.disabled():
+        print(
+            "\nthreaded dev server on Redis, publish -> delivered (ms): "
+            + ", ".join(f"{k} {[round(d * 1000, 1) for d in v]}" for k, v in delays.items())
+        )
+    for transport, measured in delays.items():
+        assert max(measured) < 0.1, (transport, measured)
+
+
+def test_heartbeats_keep_coming_with_more_idle_channels_than_cached(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """Five idle SSE streams on five channels in a process that caches two:
+    a waiter whose record was dropped still times out as a heartbeat (not a
+    "maybe a message" that sends nothing), on every stream, and a publish to
+    each channel still reaches its stream."""
+    channels = [f"idle-{n}" for n in range(5)]
+    with redis_app(
+        redis_server, "gevent", {"max_cached_channels": 2}, heartbeat=HEARTBEAT
+    ) as server:
+        streams = [open_stream_socket(server.url, f"/push/sse/{c}") for c in channels]
+        try:
+            for sock in streams:
+                received, deadline = b"", time.monotonic() + 10 * HEARTBEAT
+                while received.count(b":\n\n") < 3:
+                    assert time.monotonic() < deadline, f"heartbeats stopped: {received!r}"
+                    received += sock.recv(4096)
+            for channel, sock in zip(channels, streams, strict=True):
+                publish(server.url, channel, {"to": channel})
+                received = b""
+                while f'data: {{"to":"{channel}"}}'.encode() not in received:
+                    chunk = sock.recv(4096)
+                    assert chunk, "the stream ended"
+                    received += chunk
+        finally:
+            for sock in streams:
+                sock.close()
 
 
 def test_importing_wsgi_push_does_not_need_redis() -> None:

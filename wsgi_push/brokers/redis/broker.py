@@ -53,8 +53,10 @@ class RedisBroker(Broker):
         retry, so an outage surfaces at once as
         :class:`~wsgi_push.BrokerUnavailable`).
 
-    Needs gevent's monkey patching (``gunicorn -k gevent``, ``python -m
-    wsgi_push``) wherever subscribers wait; publishing works anywhere.
+    Its background jobs (the listener, the presence keeper) are greenlets
+    under gevent's monkey patching (``gunicorn -k gevent``, ``python -m
+    wsgi_push``) and daemon threads without it (a threaded development
+    server such as ``flask run``); publishing works anywhere.
     """
 
     def __init__(

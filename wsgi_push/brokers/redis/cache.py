@@ -8,9 +8,8 @@ when it provably holds the answer (see :meth:`ChannelCache.read`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-
-from gevent.lock import Semaphore
 
 from ...message import Message
 from ..base import Batch, make_batch, plan_read
@@ -34,7 +33,7 @@ class ChannelRecord:
         self.known_last = 0
         self.first_retained = 0
         self.epoch = -1
-        self.lock = Semaphore()
+        self.lock = threading.Lock()  # gevent's under monkey patching
 
     def covers(self, after: int) -> bool:
         """Whether the cache holds every retained message after ``after``

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent
-
+from .background import Background
 from .cache import ChannelCache
 
 logger = logging.getLogger("wsgi_push")
 
+# Reconnecting: at once, then with back-off to every 2 s.
 RECONNECT_DELAYS = (0.05, 2.0)
 
 
@@ -58,72 +58,45 @@ class Listener:
         self.losses = 0
         """Losses of Redis data this process noticed."""
         self._dataset: tuple[str, str] | None = None  # (run id, marker) last seen
-        self._greenlet: gevent.Greenlet | None = None
+        self._background = Background("Redis listener", self._session, RECONNECT_DELAYS)
 
     def trusted_epoch(self) -> int:
         """The session the cache may be trusted in, -1 while disconnected."""
         return self.epoch if self.listening else -1
 
     def start(self) -> None:
-        """Start listening (again, should the greenlet ever have died)."""
-        if self._greenlet is None or self._greenlet.dead:
-            if not _socket_patched():
-                raise RuntimeError(
-                    "RedisBroker subscribers need gevent's monkey patching: run under "
-                    "gunicorn -k gevent or python -m wsgi_push, or call "
-                    "gevent.monkey.patch_all() first"
-                )
-            self._greenlet = gevent.spawn(self._listen)
+        """Listen (again, should it ever have stopped)."""
+        self._background.start()
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill()
-        self._greenlet = None
+        self._background.stop()
         self.listening = False
 
-    def _listen(self) -> None:
-        """Relay notifications forever; on any error reconnect with back-off,
-        logging once per outage rather than once per attempt."""
-        delay = RECONNECT_DELAYS[0]
-        failing = False
-        while True:
-            pubsub = self.client.pubsub()
-            try:
-                pubsub.subscribe(self.notify_channel)
-                next_check = 0.0
-                while True:
-                    notification = pubsub.get_message(timeout=self.check_interval)
-                    if notification is None:
-                        pass
-                    elif notification["type"] == "subscribe":
-                        self._catch_up()
-                        next_check = time.monotonic() + self.check_interval
-                        delay = RECONNECT_DELAYS[0]
-                        if failing:
-                            logger.warning("wsgi_push: Redis listener subscribed again")
-                            failing = False
-                    elif notification["type"] == "message":
-                        self._notified(as_text(notification["data"]))
-                    if self.listening and time.monotonic() >= next_check:
-                        self._check_dataset()
-                        next_check = time.monotonic() + self.check_interval
-            except Exception as error:
-                # Whatever it is (a Redis error, a surprise), the listener must
-                # outlive it, or waiters fall back to polling.
-                if not failing:
-                    logger.warning(
-                        "wsgi_push: Redis listener failed (%s: %s); retrying until it can "
-                        "subscribe, waiters poll Redis meanwhile",
-                        type(error).__name__,
-                        error,
-                        exc_info=not isinstance(error, _redis_errors()),
-                    )
-                    failing = True
-            finally:
-                self.listening = False
-                _close_quietly(pubsub)
-            gevent.sleep(delay)
-            delay = min(delay * 2, RECONNECT_DELAYS[1])
+    def _session(self) -> None:
+        """Subscribe, catch up, relay notifications and check the dataset
+        until an error (the caller logs it once per outage and reconnects
+        with back-off) or :meth:`stop`."""
+        pubsub = self.client.pubsub()
+        try:
+            pubsub.subscribe(self.notify_channel)
+            next_check = 0.0
+            while not self._background.stopping:
+                notification = pubsub.get_message(timeout=self.check_interval)
+                if notification is None:
+                    pass
+                elif notification["type"] == "subscribe":
+                    self._catch_up()
+                    next_check = time.monotonic() + self.check_interval
+                    self._background.healthy()
+                elif notification["type"] == "message":
+                    self._notified(as_text(notification["data"]))
+                if self.listening and time.monotonic() >= next_check:
+                    self._check_dataset()
+                    next_check = time.monotonic() + self.check_interval
+        finally:
+            self.listening = False
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                pubsub.close()
 
     def _notified(self, notification: str) -> None:
         message_id, _, channel = notification.partition(" ")
@@ -179,20 +152,3 @@ class Listener:
 
 def as_text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _redis_errors() -> type[Exception]:
-    import redis
-
-    return redis.RedisError
-
-
-def _close_quietly(pubsub: Any) -> None:
-    with contextlib.suppress(Exception):  # closing a broken connection may fail too
-        pubsub.close()
-
-
-def _socket_patched() -> bool:
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("socket"))

@@ -8,18 +8,14 @@ the TTL, so a crashed process's subscribers stop counting after the TTL.
 
 from __future__ import annotations
 
-import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-import gevent
-from gevent.event import Event
-
 from ...errors import BrokerUnavailable
-
-logger = logging.getLogger("wsgi_push")
+from .background import Background
 
 
 class Presence:
@@ -50,8 +46,8 @@ class Presence:
         self.processes_key = f"{key_prefix}:processes"
         self.counts_prefix = f"{key_prefix}:presence:"
         self._dirty: set[str] = set()
-        self._pending = Event()
-        self._keeper: gevent.Greenlet | None = None
+        self._pending = threading.Event()  # gevent's under monkey patching
+        self._keeper = Background("presence keeper", self._keep, (retry_interval, ttl / 3))
 
     def changed(self, channel: str) -> None:
         """Note a join or leave; the keeper writes a burst of them in one
@@ -72,8 +68,7 @@ class Presence:
             return local_count
 
     def start(self) -> None:
-        if self._keeper is None:
-            self._keeper = gevent.spawn(self._keep)
+        self._keeper.start()
 
     def _write(self, channel: str, counts: list[tuple[str, int]], replace: bool = False) -> Any:
         args: list[Any] = [
@@ -97,26 +92,27 @@ class Presence:
             yield channel, self.subscribers.get(channel, 0)
 
     def _keep(self) -> None:
-        """Write changed counts as they come (batched), and rewrite them all
-        every third of the TTL, which keeps them alive and repairs them after
-        an outage."""
-        while True:
-            changed = self._pending.wait(self.ttl / 3)
-            self._pending.clear()
-            counts = list(self._changes(changed))
-            try:
-                with self.redis_call():
-                    self._write("", counts, replace=not changed)
-            except BrokerUnavailable as error:
-                self._dirty.update(channel for channel, _ in counts)
-                logger.warning("wsgi_push: could not refresh presence: %s", error)
-                gevent.sleep(self.retry_interval)
+        """Write changed counts as they come (batched), or rewrite them all
+        once a third of the TTL passed without a change, which keeps them
+        alive and repairs them after an outage. A failed write raises (the
+        keeper logs it once per outage and retries), its changes kept."""
+        changed = self._pending.wait(self.ttl / 3)
+        if self._keeper.stopping:
+            return  # withdrawn meanwhile: write nothing back
+        self._pending.clear()
+        counts = list(self._changes(changed))
+        try:
+            with self.redis_call():
+                self._write("", counts, replace=not changed)
+        except BaseException:
+            self._dirty.update(channel for channel, _ in counts)
+            self._pending.set()
+            raise
 
     def withdraw(self) -> None:
         """Stop the keeper and remove this process's entries."""
-        if self._keeper is not None:
-            self._keeper.kill()
-        self._keeper = None
+        self._keeper.stop()
+        self._pending.set()  # ends its wait, and it writes nothing more
         try:
             with self.redis_call():
                 self.client.zrem(self.processes_key, self.process_id)
