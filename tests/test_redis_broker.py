@@ -4,6 +4,7 @@ presence across processes, and outages."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -542,3 +543,76 @@ def test_flask_push_uses_redis_from_config(
     assert redis_client.get("wsgi_push:{news}:last") == str(message_id).encode()
     push_broker = app.extensions["wsgi_push"].broker
     push_broker.close()
+
+
+def heartbeats(sock: socket.socket, count: int) -> bytes:
+    """Read an SSE stream until ``count`` heartbeats (bounded); what came."""
+    received, deadline = b"", time.monotonic() + 10 * HEARTBEAT + 5
+    while received.count(b":\n\n") < count:
+        assert time.monotonic() < deadline, f"heartbeats stopped: {received!r}"
+        chunk = sock.recv(4096)
+        assert chunk, "the stream ended"
+        received += chunk
+    return received
+
+
+def test_any_redis_error_answers_503_and_background_jobs_survive_it(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """Redis out of memory, then refusing the scripts and SUBSCRIBE (NOPERM):
+    publishers get 503 with Retry-After, subscribers heartbeats; the presence
+    keeper and the listener log each outage once, however often they retry,
+    and work again afterwards (a subscriber who joined during an outage is
+    counted, messages arrive)."""
+    outages = {
+        "OOM": [("CONFIG", "SET", "maxmemory", "1")],
+        "NOPERM": [("ACL", "SETUSER", "default", "-evalsha", "-eval", "-subscribe")],
+    }
+    repairs = [("CONFIG", "SET", "maxmemory", "0"), ("ACL", "SETUSER", "default", "+@all")]
+    counter = RedisBroker.from_url(redis_server.url)
+    options = {"presence_ttl": 3.0, "poll_interval": 0.1}
+    with redis_app(redis_server, "gevent", options, heartbeat=HEARTBEAT) as server:
+        streams = [open_stream_socket(server.url, "/push/sse/errs?last_event_id=0")]
+        try:
+            for name, commands in outages.items():
+                for command in commands:
+                    redis_client.execute_command(*command)
+                if name == "NOPERM":
+                    redis_client.client_kill_filter(_type="pubsub")
+                try:
+                    url = f"{server.url}/push/publish/errs"
+                    refused = requests.post(url, json={"data": 1}, headers=AUTH, timeout=10)
+                    assert refused.status_code == 503, (name, refused.status_code, refused.text)
+                    assert refused.headers["Retry-After"] and "Redis" in refused.json()["error"]
+                    streams.append(open_stream_socket(server.url, "/push/sse/errs?last_event_id=0"))
+                    for sock in streams:
+                        heartbeats(sock, 3)  # and, meanwhile, the background jobs retry
+                finally:
+                    for command in repairs:
+                        redis_client.execute_command(*command)
+                wait_until(
+                    lambda: counter.subscriber_count("errs") == len(streams), 10, "the joiner"
+                )
+                wait_until(
+                    lambda: redis_client.pubsub_numsub("wsgi_push:notify")[0][1] == 1,
+                    10,
+                    "the listener to subscribe again",
+                )
+                message_id = publish(server.url, "errs", {"after": name})
+                for sock in streams:
+                    received = b""
+                    while f"id: {message_id}\n".encode() not in received:
+                        chunk = sock.recv(4096)
+                        assert chunk, "the stream ended"
+                        received += chunk
+        finally:
+            for sock in streams:
+                sock.close()
+            counter.close()
+        wait_until(lambda: "listener works again" in "".join(server.output), 10, "its log")
+        logged = "".join(server.output)
+    assert logged.count("presence keeper failed") == 2, logged
+    assert logged.count("presence keeper works again") == 2, logged
+    assert logged.count("Redis listener failed") == 1, logged
+    assert logged.count("Redis listener works again") == 1, logged
+    assert server.tracebacks() == [], "no stack traces for Redis errors"

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ...errors import BrokerUnavailable
+
 logger = logging.getLogger("wsgi_push")
 
 
@@ -79,7 +81,7 @@ class Background:
                         self.what,
                         type(error).__name__,
                         error,
-                        exc_info=not _is_redis_error(error),
+                        exc_info=not isinstance(error, redis_errors()),
                     )
                 time.sleep(self._delay)
                 self._delay = min(self._delay * 2, self.retry_delays[1])
@@ -87,7 +89,8 @@ class Background:
                 self.healthy()
 
 
-def _is_redis_error(error: Exception) -> bool:
+def redis_errors() -> tuple[type[Exception], ...]:
+    """Redis failing, which is expected now and then (no stack trace for it)."""
     import redis
 
-    return isinstance(error, redis.RedisError)
+    return (redis.RedisError, BrokerUnavailable)

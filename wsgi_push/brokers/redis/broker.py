@@ -153,7 +153,9 @@ class RedisBroker(Broker):
         try:
             yield
         except self._outages as error:
-            raise BrokerUnavailable(f"Redis is unavailable: {error}") from error
+            raise BrokerUnavailable(
+                f"Redis is unavailable ({type(error).__name__}: {error})"
+            ) from error
 
     # The numbered queue -------------------------------------------------------
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .background import Background
+from .background import Background, redis_errors
 from .cache import ChannelCache
 
 logger = logging.getLogger("wsgi_push")
@@ -57,7 +57,9 @@ class Listener:
         self.epoch = 0
         self.losses = 0
         """Losses of Redis data this process noticed."""
-        self._dataset: tuple[str, str] | None = None  # (run id, marker) last seen
+        # The dataset last seen: the Redis server's run id, and the marker.
+        self._run_id: str | None = None
+        self._marker: bytes | str | None = None
         self._background = Background("Redis listener", self._session, RECONNECT_DELAYS)
 
     def trusted_epoch(self) -> int:
@@ -131,16 +133,19 @@ class Listener:
     def _check_dataset(self, run_id: str | None = None) -> None:
         """Forget every cached channel if the dataset is not the one seen
         before: another Redis run (``run_id``, known on subscribing) or
-        another marker (a new one is set when it is missing)."""
-        token = secrets.token_hex(8)
-        pipeline = self.client.pipeline(transaction=False)
-        pipeline.set(self.marker_key, token, nx=True)
-        pipeline.get(self.marker_key)
-        _, marker = pipeline.execute()
-        seen = self._dataset
-        dataset = (run_id or (seen[0] if seen else ""), as_text(marker or b""))
-        self._dataset = dataset
-        if seen is not None and seen != dataset:
+        another marker. A missing marker is set anew (when Redis takes a
+        write: a full Redis still answers reads, and waiters their reads)."""
+        marker = self.client.get(self.marker_key)
+        if marker is None:
+            with contextlib.suppress(*redis_errors()):
+                self.client.set(self.marker_key, secrets.token_hex(8), nx=True)
+                marker = self.client.get(self.marker_key)
+        run_id = run_id or self._run_id
+        lost = (self._run_id is not None and run_id != self._run_id) or (
+            self._marker is not None and marker != self._marker
+        )
+        self._run_id, self._marker = run_id, marker
+        if lost:
             self.losses += 1
             self.epoch += 1
             logger.warning(

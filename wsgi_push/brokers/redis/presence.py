@@ -47,6 +47,7 @@ class Presence:
         self.counts_prefix = f"{key_prefix}:presence:"
         self._dirty: set[str] = set()
         self._pending = threading.Event()  # gevent's under monkey patching
+        self._writing = threading.Lock()  # one write of this process's counts at a time
         self._keeper = Background("presence keeper", self._keep, (retry_interval, ttl / 3))
 
     def changed(self, channel: str) -> None:
@@ -59,13 +60,14 @@ class Presence:
     def count(self, channel: str) -> int:
         """Subscribers of ``channel`` in every live process, this process's
         own count written first; this process's count while Redis is away."""
-        local_count = self.subscribers.get(channel, 0)
         self.start()
-        try:
-            with self.redis_call():
-                return int(self._write(channel, [(channel, local_count)]))
-        except BrokerUnavailable:
-            return local_count
+        with self._writing:  # not between the keeper's reading and writing a count
+            local_count = self.subscribers.get(channel, 0)
+            try:
+                with self.redis_call():
+                    return int(self._write(channel, [(channel, local_count)]))
+            except BrokerUnavailable:
+                return local_count
 
     def start(self) -> None:
         self._keeper.start()
@@ -97,25 +99,27 @@ class Presence:
         alive and repairs them after an outage. A failed write raises (the
         keeper logs it once per outage and retries), its changes kept."""
         changed = self._pending.wait(self.ttl / 3)
-        if self._keeper.stopping:
-            return  # withdrawn meanwhile: write nothing back
-        self._pending.clear()
-        counts = list(self._changes(changed))
-        try:
-            with self.redis_call():
-                self._write("", counts, replace=not changed)
-        except BaseException:
-            self._dirty.update(channel for channel, _ in counts)
-            self._pending.set()
-            raise
+        with self._writing:
+            if self._keeper.stopping:
+                return  # withdrawn meanwhile: write nothing back
+            self._pending.clear()
+            counts = list(self._changes(changed))
+            try:
+                with self.redis_call():
+                    self._write("", counts, replace=not changed)
+            except BaseException:
+                self._dirty.update(channel for channel, _ in counts)
+                self._pending.set()
+                raise
 
     def withdraw(self) -> None:
         """Stop the keeper and remove this process's entries."""
         self._keeper.stop()
         self._pending.set()  # ends its wait, and it writes nothing more
-        try:
-            with self.redis_call():
-                self.client.zrem(self.processes_key, self.process_id)
-                self.client.delete(self.counts_prefix + self.process_id)
-        except BrokerUnavailable:
-            pass  # the entry expires after the TTL anyway
+        with self._writing:  # after a write in progress, not before it
+            try:
+                with self.redis_call():
+                    self.client.zrem(self.processes_key, self.process_id)
+                    self.client.delete(self.counts_prefix + self.process_id)
+            except BrokerUnavailable:
+                pass  # the entry expires after the TTL anyway
