@@ -616,3 +616,32 @@ def test_any_redis_error_answers_503_and_background_jobs_survive_it(
     assert logged.count("Redis listener failed") == 1, logged
     assert logged.count("Redis listener works again") == 1, logged
     assert server.tracebacks() == [], "no stack traces for Redis errors"
+
+
+def test_publish_many_is_one_script_call_in_order_and_all_or_nothing(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """A batch across channels: ids per channel consecutive in the batch's
+    order, stored and announced by ONE script call (one round trip), one
+    notification per channel; a bad entry anywhere stores nothing."""
+    first_a = broker.publish("a", "before")
+    entries = [("a", 1, None), ("b", 2, "named"), ("a", 3, None), ("c", {"x": 4}, None)]
+    entries += [("b", n, None) for n in range(5, 9)]
+    with pytest.raises(ValueError, match="message 2"):
+        broker.publish_many([("a", 0, None), ("b", 0, None), ("a b", 0, None)])
+    assert broker.last_id("b") == 0 and batch_ids(broker.read("a", 0)) == [first_a]
+    redis_client.config_resetstat()
+    ids = broker.publish_many(entries)
+    stats = redis_client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1, "one round trip"
+    assert stats["cmdstat_zadd"]["calls"] == len(entries)
+    assert stats["cmdstat_publish"]["calls"] == 3, "one notification per channel"
+    assert ids[0] == first_a + 1 and ids[2] == first_a + 2
+    first_b = ids[1]
+    assert [ids[1], *ids[4:]] == list(range(first_b, first_b + 5))
+    assert ids[3] > 0
+    read = {channel: broker.read(channel, 0).messages for channel in "abc"}
+    assert [(m.id, m.data) for m in read["a"]] == [(first_a, "before"), (ids[0], 1), (ids[2], 3)]
+    assert [(m.id, m.event, m.data) for m in read["b"]][:1] == [(first_b, "named", 2)]
+    assert [m.data for m in read["b"]] == [2, 5, 6, 7, 8]
+    assert [(m.id, m.data) for m in read["c"]] == [(ids[3], {"x": 4})]

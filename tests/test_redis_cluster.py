@@ -24,9 +24,11 @@ import requests
 
 from tests.support.clients import (
     AUTH,
+    Cursor,
     ItemParser,
     item_ids,
     items,
+    multiplexed_items,
     poll_answer_items,
     publish,
     stream_request,
@@ -836,4 +838,66 @@ def test_redis_losing_data_never_reissues_an_id_and_every_client_gets_a_gap(
                 assert answer["messages"] == fresh, ("since=0", pinned.pid, answer)
                 pinned.close()
     finally:
+        redis_server.close()
+
+
+def test_multiplexed_subscribers_on_two_workers_with_one_listener_each() -> None:
+    """``GET /push/{sse,stream,poll}/mx-a,mx-b,mx-c`` on both of 2 workers:
+    every message of every channel once, in order per channel, whether
+    published in batches through either worker (``POST /push/publish``) or by
+    ``publish_many`` from outside; and each worker still holds exactly one
+    pub/sub connection, however many channels its subscribers wait on."""
+    channels = ["mx-a", "mx-b", "mx-c"]
+    rounds, per_transport = 10, 6
+    redis_server = RedisServer().start()
+    redis_client = redis_server.client()
+    outside = RedisBroker.from_url(redis_server.url, max_messages=5000)
+    try:
+        with start_cluster(redis_server, workers=2) as server:
+            pids = worker_pids(server, 2)
+            zeros = [open_channel(server.url, channel) for channel in channels]
+            start = ",".join(map(str, zeros))
+            count = 2 * rounds * len(channels)
+            subscriptions = [
+                (transport, Cursor(channels, start))
+                for transport in TRANSPORTS
+                for _ in range(per_transport if transport in STREAMING else 2)
+            ]
+            with ThreadPoolExecutor(len(subscriptions)) as pool:
+                received = [
+                    pool.submit(take, multiplexed_items(server.url, t, channels, cursor), count)
+                    for t, cursor in subscriptions
+                ]
+
+                def streams_per_worker() -> list[int]:
+                    states = [worker_state(server, pid)["connections"] for pid in pids]
+                    return [sum(state.get(t, 0) for t in STREAMING) for state in states]
+
+                wait_until(
+                    lambda: sum(streams_per_worker()) == 2 * per_transport, 15, "every stream"
+                )
+                assert min(streams_per_worker()) > 0, "streams on both workers"
+                by_worker = redis_clients_by_worker(redis_client, redis_server.port, pids)
+                for pid, entries in by_worker.items():
+                    assert sum(map(is_pubsub, entries)) == 1, (pid, entries)
+                for n in range(1, rounds + 1):
+                    batch = {"messages": [{"channel": c, "data": {"n": n}} for c in channels]}
+                    answer = requests.post(
+                        f"{server.url}/push/publish", json=batch, headers=AUTH, timeout=10
+                    )
+                    assert answer.status_code == 201, answer.text
+                    assert answer.json() == {"ids": [zero + n for zero in zeros]}
+                for n in range(rounds + 1, 2 * rounds + 1):
+                    ids = outside.publish_many([(c, {"n": n}, None) for c in channels])
+                    assert ids == [zero + n for zero in zeros]
+                results = [future.result(timeout=DEADLINE + 5) for future in received]
+            for (transport, _), items_received in zip(subscriptions, results, strict=True):
+                for channel, zero in zip(channels, zeros, strict=True):
+                    mine = [item for item in items_received if item.get("channel") == channel]
+                    assert [(m["id"], m["data"]["n"]) for m in mine] == [
+                        (zero + n, n) for n in range(1, 2 * rounds + 1)
+                    ], (transport, channel)
+    finally:
+        outside.close()
+        redis_client.close()
         redis_server.close()

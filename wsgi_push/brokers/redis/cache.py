@@ -100,6 +100,10 @@ class ChannelCache:
         records[channel] = record
         return record
 
+    def drop(self, channel: str) -> None:
+        """Forget ``channel``'s record; its waiters read when they next look."""
+        self._records.pop(channel, None)
+
     def forget_all(self) -> list[str]:
         """Drop every record (Redis lost data); the channels they were for."""
         channels = list(self._records)
@@ -144,9 +148,15 @@ class ChannelCache:
         # A subscriber the cache already covers only needs what is newer.
         extend = epoch >= 0 and epoch == record.epoch and record.covers(after)
         start = recent.last_id if extend else after
+        # Known before the fetch: a notification during it may know more.
+        known = record.known_last
         last, first, messages = self._fetch(channel, start, None if extend else limit)
-        if last < record.known_last:
-            record.forget()  # ids went down: Redis lost data, the cache is stale
+        if last < known:
+            # Ids went down: Redis lost data. Drop the record, so that the
+            # channel's waiters read when they next look (behind() says so).
+            record.forget()
+            if self._records.get(channel) is record:
+                self.drop(channel)
         record.known_last = max(record.known_last, last)
         record.first_retained = first
         record.epoch = epoch

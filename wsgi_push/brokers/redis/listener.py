@@ -114,18 +114,19 @@ class Listener:
         again and wake whoever may be behind."""
         self.epoch += 1
         self._check_dataset(self.client.info("server")["run_id"])
-        records = list(self.cache.items())
+        # What each record knew before the round trip: a read during it may know more.
+        records = [(channel, record, record.known_last) for channel, record in self.cache.items()]
         pipeline = self.client.pipeline(transaction=False)
-        for channel, _ in records:
+        for channel, _, _ in records:
             pipeline.get(self.last_key(channel))
         lasts = pipeline.execute() if records else []
-        for (channel, record), last in zip(records, lasts, strict=True):
+        for (channel, record, known), last in zip(records, lasts, strict=True):
             last = int(last or 0)
-            if last < record.known_last:
-                record.forget()  # ids went down: read again to learn what is left
+            if last < known:
+                self.cache.drop(channel)  # ids went down: its waiters read to learn what is left
                 self.notify(channel)
-            elif last > record.known_last:
-                record.known_last = last
+            elif last > known:
+                record.known_last = max(record.known_last, last)
                 self.notify(channel)
             record.epoch = self.epoch
         self.listening = True
