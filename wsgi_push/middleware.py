@@ -19,6 +19,7 @@ Under the prefix:
 ``/publish``              POST   publish many messages at once (same)
 ``/client.js``            GET    the JavaScript client
 ``/stats``                GET    counters (off unless ``expose_stats``)
+``/metrics``              GET    the same for Prometheus (``expose_metrics``)
 ========================  =====  ==========================================
 
 ``<channels>`` is one channel name, or several separated by commas: one
@@ -40,7 +41,7 @@ from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
-from .cors import CorsPolicy
+from .cors import CorsPolicy, deprecated_cors_options
 from .errors import (
     BadRequest,
     Forbidden,
@@ -51,6 +52,7 @@ from .errors import (
     ServiceUnavailable,
 )
 from .message import check_channel, dumps
+from .metrics import PrometheusMetrics
 from .request import (
     parse_channels,
     parse_cursor,
@@ -114,22 +116,27 @@ class PushMiddleware:
     :param on_unsubscribe: ``f(environ, channel, count)`` when one leaves.
     :param max_subscribers_per_channel: streaming subscribers one channel may
         have in this process before new ones get 503 (None: no limit).
-    :param cors_origins: origins allowed to use the endpoints from a browser
-        (exact matches; ``"*"`` for any, only without credentials).
-    :param cors_credentials: allow credentialed cross-origin requests.
+    :param cors: a :class:`CorsPolicy`: the origins allowed to use the
+        endpoints from a browser, with or without credentials (None: none).
     :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
         pass the publish token or ``authorize(environ, "", "stats")``.
+    :param expose_metrics: serve ``GET /metrics`` (the stats in Prometheus'
+        text format, see :mod:`wsgi_push.metrics`), guarded like ``/stats``.
     :param max_channels_per_subscription: most channels one multiplexed
         subscription may follow (400 beyond).
     :param max_batch_messages: most messages one ``POST /publish`` may carry
         (413 beyond).
     :param max_batch_bytes: largest ``POST /publish`` body (413 beyond); each
         message in it is also bounded by ``max_message_bytes``.
+    :param cors_origins: deprecated, use ``cors=CorsPolicy(cors_origins)``.
+    :param cors_credentials: deprecated, use ``CorsPolicy(...,
+        allow_credentials=True)``.
     """
 
     def __init__(
         self,
         app: WSGIApplication,
+        *,
         broker: Broker | None = None,
         prefix: str = "/push",
         heartbeat: float = 15.0,
@@ -143,12 +150,14 @@ class PushMiddleware:
         on_subscribe: PresenceCallback | None = None,
         on_unsubscribe: PresenceCallback | None = None,
         max_subscribers_per_channel: int | None = None,
-        cors_origins: Iterable[str] | None = None,
-        cors_credentials: bool = False,
+        cors: CorsPolicy | None = None,
         expose_stats: bool = False,
+        expose_metrics: bool = False,
         max_channels_per_subscription: int = 64,
         max_batch_messages: int = 1000,
         max_batch_bytes: int = 1024 * 1024,
+        cors_origins: Iterable[str] | None = None,
+        cors_credentials: bool | None = None,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with '/'")
@@ -174,10 +183,13 @@ class PushMiddleware:
         self.max_batch_messages = max_batch_messages
         self.max_batch_bytes = max_batch_bytes
         self.gate = Gate(publish_token, authorize)
-        self.cors = None if cors_origins is None else CorsPolicy(cors_origins, cors_credentials)
+        if cors_origins is not None or cors_credentials is not None:
+            cors = deprecated_cors_options(cors, cors_origins, cors_credentials)
+        self.cors = cors
         self.connections = Connections(max_connections)
         self.stats = Stats()
         self.client_script = ClientScript()
+        self.metrics = PrometheusMetrics(self) if expose_metrics else None
         self._routes_start = prefix + "/"
         lifecycle.register(self)
 
@@ -236,6 +248,10 @@ class PushMiddleware:
             self._check_method(environ, ("GET",))
             self.gate.check(environ, "", STATS)
             return json_response(200, self.stats_snapshot())
+        if route == "metrics" and self.metrics is not None:
+            self._check_method(environ, ("GET",))
+            self.gate.check(environ, "", STATS)
+            return self.metrics.respond(environ)
         if route == "publish":
             return self._checked(environ, ("POST",), self._publish_many)
         transport, slash, names = route.partition("/")

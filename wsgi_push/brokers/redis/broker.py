@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import BrokerUnavailable
 from ...message import Message, dumps
 from ..base import Batch, Broker
-from ..signals import Signals
+from ..signals import Signals, Spot, WaitResult
 from .cache import ChannelCache
 from .listener import Listener, as_text
 from .presence import Presence
@@ -197,23 +197,25 @@ class RedisBroker(Broker):
 
     # Waiting: one listener per process -----------------------------------------
 
-    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
-        """Record the channels (notifications update them from now on), make
-        sure the listener runs, and poll Redis every ``poll_interval`` while
-        it is disconnected."""
+    def wait(
+        self, positions: Mapping[str, int], timeout: float | None, spot: Spot | None = None
+    ) -> WaitResult:
         self._same_process()
-        for channel in channels:
-            self._cache.record(channel)
+        for channel in positions:
+            self._cache.record(channel)  # known from now on: notifications update it
         self._listener.start()
-        if not self._listener.listening:
-            return self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        return timeout
+        if self._listener.listening:
+            return super().wait(positions, timeout, spot)
+        # No notifications right now: look at Redis again soon.
+        poll = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        return self.pause(positions, poll, spot)
 
     def behind(self, channel: str, position: int) -> bool:
         # By name: the record may be dropped (past max_cached_channels, or
-        # after a loss) while we wait, and a dropped one hears of nothing.
+        # after a loss) while we wait, and a dropped one hears of nothing:
+        # read to know. Without the listener nothing is heard of either.
         record = self._cache.get(channel)
-        return record is None or record.known_last > position
+        return record is None or record.known_last > position or not self._listener.listening
 
     # Presence across processes ------------------------------------------------
 
