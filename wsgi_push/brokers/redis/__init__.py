@@ -19,6 +19,7 @@ One job per module:
               messages, shared by all local subscribers.
 ``listener``  one pub/sub connection per process relaying notifications.
 ``presence``  subscriber counts summed over live processes.
+``background`` the jobs that outlive requests (greenlets or threads).
 ``broker``    :class:`RedisBroker`, tying them together.
 
 See ``docs/redis.md`` for the keys and the guarantees.

@@ -94,7 +94,6 @@ class RedisBroker(Broker):
         self._outages: tuple[type[Exception], ...] = (redis.RedisError,)
         self._scripts = Scripts(self.client)
         self._max_age_ms = 0 if max_age is None else max(1, round(max_age * 1000))
-        self._notify_channel = f"{key_prefix}:notify"
         self._start_process()
 
     @classmethod
@@ -170,7 +169,7 @@ class RedisBroker(Broker):
         all or none of them.
         """
         keys: list[str] = []
-        args: list[Any] = [self.max_messages, self._max_age_ms, self._notify_channel]
+        args: list[Any] = [self.max_messages, self._max_age_ms, self._listener.notify_channel]
         for channel, event, data_json in entries:
             keys.extend(self._keys(channel))
             args.append(channel)

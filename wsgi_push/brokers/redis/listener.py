@@ -55,8 +55,6 @@ class Listener:
         self.check_interval = check_interval
         self.listening = False
         self.epoch = 0
-        self.losses = 0
-        """Losses of Redis data this process noticed."""
         # The dataset last seen: the Redis server's run id, and the marker.
         self._run_id: str | None = None
         self._marker: bytes | str | None = None
@@ -147,7 +145,6 @@ class Listener:
         )
         self._run_id, self._marker = run_id, marker
         if lost:
-            self.losses += 1
             self.epoch += 1
             logger.warning(
                 "wsgi_push: Redis lost data (restarted or flushed); subscribers get gap notices"
