@@ -416,7 +416,7 @@ def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
     }
     with capsys.disabled():
         print(
-            f"\nrolling restart ({kind}): {last_published} messages; after SIGTERM "
+            f"\nrolling restart ({kind}): {publisher.published} messages; after SIGTERM "
             + ", ".join(
                 f"{transport} ended at {left * 1000:.0f} ms, resumed {resumed * 1000:.0f} ms later"
                 for transport, (left, resumed) in timings.items()
