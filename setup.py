@@ -30,7 +30,7 @@ setup(
     packages=find_packages(include=["wsgi_push", "wsgi_push.*"]),
     package_data={
         "wsgi_push": ["static/*", "py.typed"],
-        "wsgi_push.brokers.redis": ["scripts/*.lua"],
+        "wsgi_push.brokers.redis": ["lua/*.lua"],
     },
     # Only what the package imports: gevent (greenlet comes with it). Flask,
     # redis and gunicorn are imported only by the modules of their extras.

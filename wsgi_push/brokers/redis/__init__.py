@@ -12,7 +12,7 @@
 
 One job per module:
 
-``scripts``   the Lua scripts (shipped as ``scripts/*.lua``): assign ids,
+``scripts``   the Lua scripts (shipped as ``lua/*.lua``): assign ids,
               store, trim and notify atomically; read after an id in one
               round trip; presence.
 ``cache``     this process's read-through cache of each channel's newest

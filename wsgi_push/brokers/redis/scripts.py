@@ -1,4 +1,4 @@
-"""The Lua scripts, shipped as ``.lua`` files next to this module.
+"""The Lua scripts, shipped as ``.lua`` files in ``lua/`` next to this module.
 
 Each script runs as ``common.lua`` (shared helpers) followed by its own file,
 so a program in another language runs exactly what wsgi_push runs: see
@@ -13,7 +13,7 @@ from typing import Any
 
 def script_text(name: str) -> str:
     """The text to ``EVAL`` for script ``name`` (``publish``, ``read``, ``presence``)."""
-    folder = files(__package__) / "scripts"
+    folder = files(__package__) / "lua"
     return "\n".join((folder / f"{part}.lua").read_text("utf-8") for part in ("common", name))
 
 
