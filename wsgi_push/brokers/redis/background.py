@@ -73,6 +73,8 @@ class Background:
             try:
                 self.step()
             except Exception as error:  # whatever it is, the job must go on
+                if self._stopping:
+                    return  # e.g. its connection closed by close(): not a failure
                 if not self._failing:
                     self._failing = True
                     self.failures += 1
