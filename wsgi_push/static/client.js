@@ -275,7 +275,7 @@
    * Last-Event-ID header; when it gives up (readyState CLOSED, e.g. after a
    * 5xx or a wrong Content-Type) we open a new EventSource that names the
    * last id in the query. EventSource only hears the event names it listens
-   * for: "message", "gap" and the keys of onEvent. */
+   * for: "message", "gap" and the keys of onEvent but "open" and "error". */
   Subscription.prototype._sse = function () {
     var self = this;
     // Where the browser's own reconnect resumes from: its Last-Event-ID, the
@@ -294,7 +294,11 @@
     }
     var names = ["message", "gap"].concat(Object.keys(this.options.onEvent || {}));
     for (var i = 0; i < names.length; i++) {
-      source.addEventListener(names[i], onEvent);
+      // EventSource's own connection events, never published ones (the
+      // server refuses those names): onOpen and onError report them.
+      if (names[i] !== "open" && names[i] !== "error") {
+        source.addEventListener(names[i], onEvent);
+      }
     }
     source.onopen = function () { self._opened(); };
     source.onerror = function () {
