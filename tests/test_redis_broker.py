@@ -21,7 +21,7 @@ import requests
 
 from tests.support.batches import batch_ids
 from tests.support.clients import AUTH, publish, sse_events
-from tests.support.raw_http import open_stream_socket
+from tests.support.raw_http import open_stream_socket, read_until
 from tests.support.redis_server import RedisServer, redis_app
 from tests.support.servers import ROOT, ServerProcess, wait_until
 from wsgi_push import BrokerUnavailable, MemoryBroker, RedisBroker
@@ -507,11 +507,7 @@ def test_heartbeats_keep_coming_with_more_idle_channels_than_cached(
                     received += sock.recv(4096)
             for channel, sock in zip(channels, streams, strict=True):
                 publish(server.url, channel, {"to": channel})
-                received = b""
-                while f'data: {{"to":"{channel}"}}'.encode() not in received:
-                    chunk = sock.recv(4096)
-                    assert chunk, "the stream ended"
-                    received += chunk
+                read_until(sock, f'data: {{"to":"{channel}"}}'.encode())
         finally:
             for sock in streams:
                 sock.close()
@@ -605,11 +601,7 @@ def test_any_redis_error_answers_503_and_background_jobs_survive_it(
                 )
                 message_id = publish(server.url, "errs", {"after": name})
                 for sock in streams:
-                    received = b""
-                    while f"id: {message_id}\n".encode() not in received:
-                        chunk = sock.recv(4096)
-                        assert chunk, "the stream ended"
-                        received += chunk
+                    read_until(sock, f"id: {message_id}\n".encode())
         finally:
             for sock in streams:
                 sock.close()

@@ -35,7 +35,7 @@ from tests.support.clients import (
     take,
 )
 from tests.support.publishers import ContinuousPublisher
-from tests.support.raw_http import open_stream_socket
+from tests.support.raw_http import open_stream_socket, read_until
 from tests.support.redis_server import RedisServer
 from tests.support.servers import (
     ROOT,
@@ -684,11 +684,7 @@ def test_redis_connections_depend_on_processes_not_subscribers(
         def receive_everywhere(text: str) -> None:
             assert publish(server.url, channel, text) > 0
             for sock in sum(opened.values(), []):
-                received = b""
-                while f"data: {text}\n".encode() not in received:
-                    chunk = sock.recv(65536)
-                    assert chunk, "a subscriber was disconnected"
-                    received += chunk
+                read_until(sock, f"data: {text}\n".encode())
 
         def snapshot() -> dict[int, tuple[int, int]]:
             """(connections, pub/sub connections) per worker."""

@@ -9,16 +9,21 @@ connections with an immediately finished response and ``Connection: close``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 from weakref import WeakSet
 
-if TYPE_CHECKING:
-    from .middleware import PushMiddleware
 
-_middlewares: WeakSet[PushMiddleware] = WeakSet()
+class Drainable(Protocol):
+    """What a server can drain: a :class:`~wsgi_push.PushMiddleware` (a
+    protocol, so that this module needn't import the middleware)."""
+
+    def drain(self) -> None: ...
 
 
-def register(middleware: PushMiddleware) -> None:
+_middlewares: WeakSet[Drainable] = WeakSet()
+
+
+def register(middleware: Drainable) -> None:
     _middlewares.add(middleware)
 
 

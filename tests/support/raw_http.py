@@ -51,16 +51,23 @@ def open_stream_socket(
     sock = connect(base_url, timeout, receive_buffer)
     try:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            assert chunk, "server closed the stream"
-            head += chunk
+        head = read_until(sock, b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """Receive until ``marker`` has arrived (bounded by the socket's timeout);
+    what was received. The server closing first fails the test."""
+    received = b""
+    while marker not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the stream before {marker!r}"
+        received += chunk
+    return received
 
 
 def send(
