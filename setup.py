@@ -12,7 +12,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["wsgi_push", "wsgi_push.*"]),
-    package_data={"wsgi_push": ["static/client.js", "py.typed"]},
+    package_data={"wsgi_push": ["static/client.js", "static/client.d.ts", "py.typed"]},
     install_requires=["gevent>=23.9", "werkzeug>=2.3"],
     extras_require={
         "redis": ["redis>=5.0"],

@@ -150,7 +150,7 @@ def test_resuming_past_retention_reports_a_gap(
         publish(short_memory.url, channel, n)
     open_client(page, short_memory, channel, transport=transport, since=2)
     wait_for(page, "received.length >= 5")
-    assert page.evaluate("gaps") == [{"requested": 2, "first": 6, "last": 10}]
+    assert page.evaluate("gaps") == [{"channel": channel, "requested": 2, "first": 6, "last": 10}]
     assert page.evaluate("received.map((m) => [m.id, m.data])") == [[n, n] for n in range(6, 11)]
     assert page.evaluate("subscription.lastId") == 10
 
@@ -166,7 +166,7 @@ def test_resuming_ahead_of_the_channel_loses_nothing_after_a_cut(
     channel = f"ahead-{transport}"
     open_client(page, live, channel, transport=transport, since=5)
     wait_for(page, "gaps.length >= 1")
-    assert page.evaluate("gaps") == [{"requested": 5, "first": 0, "last": 0}]
+    assert page.evaluate("gaps") == [{"channel": channel, "requested": 5, "first": 0, "last": 0}]
     assert page.evaluate("subscription.lastId") == 0
     if transport != "poll":
         wait_for(page, "opens >= 1")
@@ -236,7 +236,7 @@ def test_a_cut_right_after_a_gap_resumes_from_where_the_channel_is(
     publish(short_memory.url, channel, "after the reconnect")
     wait_for(page, "received.some((m) => m.data === 'after the reconnect')")
     assert received_ids(page) == list(range(gap["first"] or 1, gap["last"] + 2))
-    assert page.evaluate("gaps") == [gap]
+    assert page.evaluate("gaps") == [{"channel": channel, **gap}]
     assert positions[:2] == [50, position]
 
 

@@ -17,6 +17,8 @@ Under the prefix:
 ``/poll/<channel>``       GET    long polling
 ``/publish/<channel>``    POST   publish (off unless a token or authorize)
 ``/client.js``            GET    the JavaScript client
+``/client.mjs``           GET    the same as an ES module
+``/client.d.ts``          GET    its TypeScript declarations
 ``/stats``                GET    counters (off unless ``expose_stats``)
 ========================  =====  ==========================================
 
@@ -191,9 +193,9 @@ class PushMiddleware:
 
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
-        if route == "client.js":
+        if route in self.client_script.files:  # client.js, client.mjs, client.d.ts
             self._check_method(environ, ("GET", "HEAD"))
-            return self.client_script.respond(environ)
+            return self.client_script.respond(environ, route)
         if route == "stats" and self.expose_stats:
             self._check_method(environ, ("GET",))
             self.gate.check(environ, "", STATS)
