@@ -506,8 +506,18 @@ var WsgiPush = (function (root) {
         source.addEventListener(names[i], onEvent);
       }
     }
-    source.onopen = function () { self._opened(); };
-    source.onerror = function () {
+    // A message event named "open" or "error" (from a server that doesn't
+    // refuse those names) reaches these handlers too: it carries data, a
+    // connection event doesn't.
+    source.onopen = function (event) {
+      if (typeof event.data !== "string") {
+        self._opened();
+      }
+    };
+    source.onerror = function (event) {
+      if (event && typeof event.data === "string") {
+        return;
+      }
       if (source.readyState === root.EventSource.CLOSED) {
         source.close();
         self._retry(0, "event stream closed by the browser");
