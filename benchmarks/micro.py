@@ -19,7 +19,7 @@ import gevent
 
 from wsgi_push import MemoryBroker
 from wsgi_push.stats import Stats
-from wsgi_push.transports.base import follow
+from wsgi_push.transports.base import Subscription, follow
 from wsgi_push.transports.sse import SSE_FORMAT
 
 
@@ -28,7 +28,8 @@ def one_run(subs: int, messages: int) -> float:
     ended = False
 
     def subscriber() -> None:
-        for _chunk in follow(broker, "c", 0, SSE_FORMAT, 30.0, lambda: ended, Stats(), b""):
+        subscription = Subscription(broker, {"c": 0}, 30.0, lambda: ended, Stats())
+        for _chunk in follow(subscription, SSE_FORMAT, b""):
             pass
 
     greenlets = [gevent.spawn(subscriber) for _ in range(subs)]
@@ -53,7 +54,8 @@ def idle_run(subs: int, heartbeat: float, seconds: float) -> float:
 
     def subscriber() -> None:
         nonlocal beats
-        stream = follow(broker, "c", 0, SSE_FORMAT, heartbeat, lambda: ended, Stats(), b"")
+        subscription = Subscription(broker, {"c": 0}, heartbeat, lambda: ended, Stats())
+        stream = follow(subscription, SSE_FORMAT, b"")
         next(stream)  # the opening
         for _chunk in stream:
             beats += 1

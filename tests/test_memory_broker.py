@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.batches import batch_ids
 from wsgi_push import Gap, MemoryBroker
-from wsgi_push.brokers.base import plan_read
+from wsgi_push.brokers.base import WaitResult, plan_read
 
 
 def test_ids_strictly_increase_per_channel() -> None:
@@ -92,27 +92,58 @@ def test_gap_then_all_retained_messages() -> None:
 
 def test_wait_wakes_every_waiter_on_publish() -> None:
     broker = MemoryBroker()
-    waiters = [gevent.spawn(broker.wait, "a", 0, 5) for _ in range(50)]
+    waiters = [gevent.spawn(broker.wait, {"a": 0}, 5) for _ in range(50)]
     gevent.idle()
     broker.publish("a", "hello")
     assert len(gevent.joinall(waiters, timeout=2, raise_error=True)) == 50
-    assert [w.value for w in waiters] == [True] * 50
+    assert [w.value for w in waiters] == [WaitResult.MESSAGE] * 50
 
 
-def test_wait_returns_at_once_when_a_message_exists_and_false_on_timeout() -> None:
+def test_wait_returns_at_once_when_a_message_exists_and_timeout_otherwise() -> None:
     broker = MemoryBroker()
     broker.publish("a", 1)
-    assert broker.wait("a", 0, 5) is True
-    assert broker.wait("a", 1, 0.01) is False
+    assert broker.wait({"a": 0}, 5) is WaitResult.MESSAGE
+    assert broker.wait({"a": 1}, 0.01) is WaitResult.TIMEOUT
     assert broker.signals._waiting == {}  # no event left behind by a timed-out waiter
+
+
+def test_one_wait_follows_many_channels_with_one_spot() -> None:
+    broker = MemoryBroker()
+    spot = broker.waiting_spot(5.0)
+    waiter = gevent.spawn(broker.wait, {"a": 0, "b": 0, "c": 0}, 5.0, spot)
+    gevent.idle()
+    assert all(broker.signals.has_waiters(channel) for channel in "abc")
+    broker.publish("b", "hello")
+    assert waiter.get(timeout=2) is WaitResult.MESSAGE
+    assert broker.signals._waiting == {}  # left every channel's set
+    spot.close()
 
 
 def test_wake_all_ends_waits_without_a_message() -> None:
     broker = MemoryBroker()
-    waiter = gevent.spawn(broker.wait, "a", 0, 30)
+    waiter = gevent.spawn(broker.wait, {"a": 0}, 30)
     gevent.idle()
     broker.wake_all()
-    assert waiter.get(timeout=2) is False
+    assert waiter.get(timeout=2) is WaitResult.WOKEN
+
+
+def test_a_woken_spot_ends_this_wait_and_every_later_one() -> None:
+    broker = MemoryBroker()
+    spot = broker.waiting_spot(30.0)
+    waiter = gevent.spawn(broker.wait, {"a": 0}, 30.0, spot)
+    gevent.idle()
+    spot.wake()
+    assert waiter.get(timeout=2) is WaitResult.WOKEN
+    assert broker.wait({"a": 0}, 30.0, spot) is WaitResult.WOKEN
+    spot.close()
+
+
+def test_publish_many_is_all_or_nothing() -> None:
+    broker = MemoryBroker()
+    assert broker.publish_many([("a", 1, None), ("b", "x", "tick"), ("a", 2, None)]) == [1, 1, 2]
+    with pytest.raises(ValueError, match="message 1"):
+        broker.publish_many([("a", 3, None), ("a", 4, "gap")])
+    assert broker.last_id("a") == 2 and broker.published == 3
 
 
 def test_presence_counts() -> None:

@@ -3,17 +3,15 @@ input answered with the contract's JSON error while nothing else is disturbed.""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 from werkzeug.test import Client
 
 from tests.support.clients import AUTH, item_ids, publish, sse_events
-from tests.support.raw_http import connect, raw_response
+from tests.support.raw_http import connect, raw_response, send
 from tests.support.servers import ServerProcess, pywsgi_server
 from wsgi_push import BrokerUnavailable, MemoryBroker, PushMiddleware
 
@@ -55,20 +53,6 @@ def test_wrapped_streaming_body_is_closed_once(server: ServerProcess) -> None:
     after = requests.get(f"{server.url}/app/closes", timeout=5).json()["count"]
     # /app/closes itself is a list (no close); only the stream counts.
     assert after - before == 1
-
-
-def send(
-    base_url: str, method: str, path: str, body: bytes | None = None, **headers: str
-) -> tuple[int, dict[str, str], bytes]:
-    """One request with the path sent exactly as given (no normalisation)."""
-    address = urlsplit(base_url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 BAD_CHANNELS = ["", "x" * 129, "a/b", ".", "..", "caf%C3%A9", "a%00b", "%2E%2E"]

@@ -58,7 +58,7 @@ def test_gap_with_nothing_retained_moves_the_position_to_the_newest_id() -> None
 def test_retry_position_and_heartbeat() -> None:
     assert encode_retry(2.5) == b"retry: 2500\n\n"
     parser = SSEParser()
-    assert parser.feed(encode_position(41).decode()) == []  # no event fires...
+    assert parser.feed(encode_position("41").decode()) == []  # no event fires...
     assert parser.last_event_id == "41"  # ...but the browser remembers the position
     assert HEARTBEAT.startswith(b":") and HEARTBEAT.strip(b"\n")
 

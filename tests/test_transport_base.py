@@ -7,7 +7,7 @@ import gevent
 from wsgi_push import BrokerUnavailable, MemoryBroker
 from wsgi_push.brokers.base import Batch
 from wsgi_push.stats import Stats
-from wsgi_push.transports.base import follow
+from wsgi_push.transports.base import Subscription, follow
 from wsgi_push.transports.stream import HEARTBEAT, NDJSON_FORMAT
 
 
@@ -23,7 +23,8 @@ def test_an_outage_pause_ends_when_connections_are_ended() -> None:
     chunks: list[bytes] = []
 
     def subscriber() -> None:
-        stream = follow(broker, "news", 0, NDJSON_FORMAT, 30.0, lambda: ended[0], Stats(), b"")
+        subscription = Subscription(broker, {"news": 0}, 30.0, lambda: ended[0], Stats())
+        stream = follow(subscription, NDJSON_FORMAT, b"")
         assert next(stream) == b""  # the opening
         chunks.extend(stream)
 

@@ -34,11 +34,15 @@ class Gate:
         return self._token is not None or self._authorize is not None
 
     def check(self, environ: WSGIEnvironment, channel: str, action: str) -> None:
-        """Raise the right error unless ``action`` on ``channel`` is allowed.
+        """Raise the right error unless ``action`` on ``channel`` is allowed."""
+        self.check_credentials(environ, action)
+        if not self.authorized(environ, channel, action):
+            raise Forbidden(f"not allowed to {action} on this channel")
 
-        ``publish`` and ``stats`` need the token or ``authorize``; with
-        neither configured they don't exist (404).
-        """
+    def check_credentials(self, environ: WSGIEnvironment, action: str) -> None:
+        """The checks before any channel is looked at: ``publish`` and
+        ``stats`` need the token or ``authorize``; with neither configured
+        they don't exist (404)."""
         if action in (PUBLISH, STATS):
             if not self.publishing_enabled:
                 raise NotFound(
@@ -48,8 +52,10 @@ class Gate:
                 )
             if self._token is not None:
                 _check_bearer_token(environ, self._token)
-        if self._authorize is not None and not self._authorize(environ, channel, action):
-            raise Forbidden(f"not allowed to {action} on this channel")
+
+    def authorized(self, environ: WSGIEnvironment, channel: str, action: str) -> bool:
+        """What ``authorize`` says of ``action`` on ``channel`` (yes without one)."""
+        return self._authorize is None or bool(self._authorize(environ, channel, action))
 
 
 def _check_bearer_token(environ: WSGIEnvironment, token: bytes) -> None:

@@ -109,6 +109,11 @@ class Message:
         """The JSON form as UTF-8, encoded once and cached."""
         return self.encoded(_encode_json)
 
+    def tagged_json_bytes(self) -> bytes:
+        """The multiplexed JSON form, ``{"channel", "id", "event", "data"}``,
+        as UTF-8, encoded once and cached."""
+        return self.encoded(_encode_tagged_json)
+
     def encoded(self, encoder: Callable[[Message], bytes]) -> bytes:
         """``encoder(self)``, computed once per encoder and shared by all subscribers."""
         cached = self._encodings.get(encoder)
@@ -132,6 +137,14 @@ class Gap:
     def to_dict(self) -> dict[str, int]:
         return {"requested": self.requested, "first": self.first, "last": self.last}
 
+    def tagged_dict(self, channel: str) -> dict[str, Any]:
+        """The multiplexed form: ``{"channel", "requested", "first", "last"}``."""
+        return {"channel": channel, **self.to_dict()}
+
 
 def _encode_json(message: Message) -> bytes:
     return dumps(message.to_dict()).encode("utf-8")
+
+
+def _encode_tagged_json(message: Message) -> bytes:
+    return dumps({"channel": message.channel, **message.to_dict()}).encode("utf-8")

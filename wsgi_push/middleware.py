@@ -12,15 +12,19 @@ wrapped application untouched::
 Under the prefix:
 
 ========================  =====  ==========================================
-``/sse/<channel>``        GET    Server-Sent Events
-``/stream/<channel>``     GET    chunked newline-delimited JSON
-``/poll/<channel>``       GET    long polling
+``/sse/<channels>``       GET    Server-Sent Events
+``/stream/<channels>``    GET    chunked newline-delimited JSON
+``/poll/<channels>``      GET    long polling
 ``/publish/<channel>``    POST   publish (off unless a token or authorize)
+``/publish``              POST   publish many messages at once (same)
 ``/client.js``            GET    the JavaScript client
 ``/client.mjs``           GET    the same as an ES module
 ``/client.d.ts``          GET    its TypeScript declarations
 ``/stats``                GET    counters (off unless ``expose_stats``)
 ========================  =====  ==========================================
+
+``<channels>`` is one channel name, or several separated by commas: one
+connection follows them all (a multiplexed subscription).
 
 Waiting is greenlet-blocking on gevent primitives, so it must run under a
 gevent server (``wsgi_push.serve``, gevent's pywsgi, ``gunicorn -k gevent``).
@@ -39,9 +43,23 @@ from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
 from .cors import CorsPolicy
-from .errors import BadRequest, MethodNotAllowed, NotFound, PushError, ServiceUnavailable
-from .message import check_channel
-from .request import parse_position, parse_timeout, query_params, read_json_body
+from .errors import (
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PushError,
+    ServiceUnavailable,
+)
+from .message import check_channel, dumps
+from .request import (
+    parse_channels,
+    parse_cursor,
+    parse_timeout,
+    query_params,
+    read_json_body,
+)
 from .responses import (
     Headers,
     Response,
@@ -52,8 +70,13 @@ from .responses import (
     status_line,
 )
 from .stats import Stats
-from .transports.base import StreamFormat, follow, resume_position
-from .transports.poll import encode_poll_body, long_poll
+from .transports.base import StreamFormat, Subscription, follow, resolve_positions
+from .transports.poll import (
+    encode_multiplexed_poll_body,
+    encode_poll_body,
+    long_poll,
+    select_multiplexed,
+)
 from .transports.sse import SSE_FORMAT
 from .transports.stream import NDJSON_FORMAT
 
@@ -67,6 +90,7 @@ PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
 _CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
 _STREAM_FORMATS = {"sse": SSE_FORMAT, "stream": NDJSON_FORMAT}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
+_BATCH_ENTRY_FIELDS = frozenset({"channel", "data", "event"})
 DEFAULT_MAX_CONNECTIONS = 10_000
 
 
@@ -97,6 +121,12 @@ class PushMiddleware:
     :param cors_credentials: allow credentialed cross-origin requests.
     :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
         pass the publish token or ``authorize(environ, "", "stats")``.
+    :param max_channels_per_subscription: most channels one multiplexed
+        subscription may follow (400 beyond).
+    :param max_batch_messages: most messages one ``POST /publish`` may carry
+        (413 beyond).
+    :param max_batch_bytes: largest ``POST /publish`` body (413 beyond); each
+        message in it is also bounded by ``max_message_bytes``.
     """
 
     def __init__(
@@ -118,6 +148,9 @@ class PushMiddleware:
         cors_origins: Iterable[str] | None = None,
         cors_credentials: bool = False,
         expose_stats: bool = False,
+        max_channels_per_subscription: int = 64,
+        max_batch_messages: int = 1000,
+        max_batch_bytes: int = 1024 * 1024,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with '/'")
@@ -125,6 +158,8 @@ class PushMiddleware:
             raise ValueError("heartbeat and poll_timeout must be positive")
         if poll_batch_limit < 1:
             raise ValueError("poll_batch_limit must be at least 1")
+        if max_channels_per_subscription < 1 or max_batch_messages < 1:
+            raise ValueError("max_channels_per_subscription and max_batch_messages must be >= 1")
         self.app = app
         self.broker = broker if broker is not None else MemoryBroker()
         self.prefix = prefix
@@ -137,6 +172,9 @@ class PushMiddleware:
         self.on_unsubscribe = on_unsubscribe
         self.max_subscribers_per_channel = max_subscribers_per_channel
         self.expose_stats = expose_stats
+        self.max_channels_per_subscription = max_channels_per_subscription
+        self.max_batch_messages = max_batch_messages
+        self.max_batch_bytes = max_batch_bytes
         self.gate = Gate(publish_token, authorize)
         self.cors = None if cors_origins is None else CorsPolicy(cors_origins, cors_credentials)
         self.connections = Connections(max_connections)
@@ -200,19 +238,22 @@ class PushMiddleware:
             self._check_method(environ, ("GET",))
             self.gate.check(environ, "", STATS)
             return json_response(200, self.stats_snapshot())
-        transport, slash, channel = route.partition("/")
+        if route == "publish":
+            return self._checked(environ, ("POST",), self._publish_many)
+        transport, slash, names = route.partition("/")
         allowed = _CHANNEL_ROUTES.get(transport)
         if allowed is None or not slash:
             raise NotFound("no such endpoint")
         if method == "OPTIONS" and self.cors is not None:
             return self.cors.preflight(environ, allowed)
         self._check_method(environ, allowed)
-        try:
-            check_channel(channel)
-        except ValueError as error:
-            raise BadRequest(str(error)) from None
         if transport == "publish":
+            try:
+                channel = check_channel(names)
+            except ValueError as error:
+                raise BadRequest(str(error)) from None
             return self._publish(environ, channel)
+        channels = parse_channels(names, self.max_channels_per_subscription)
         stream_format = _STREAM_FORMATS.get(transport)
         if stream_format is not None and self.connections.draining:
             return self._ended_stream(stream_format)
@@ -221,15 +262,29 @@ class PushMiddleware:
         release = self.connections.open(transport)
         self.stats.connections_opened[transport] += 1
         try:
-            self.gate.check(environ, channel, SUBSCRIBE)
+            for channel in channels:
+                self.gate.check(environ, channel, SUBSCRIBE)
             params = query_params(environ)
             if stream_format is None:
-                return self._poll(channel, params, release)
-            requested = stream_format.requested_position(environ, params)
-            return self._stream(environ, channel, requested, stream_format, release)
+                return self._poll(channels, params, release)
+            where, cursor = stream_format.requested_cursor(environ, params)
+            requested = parse_cursor(cursor, where, len(channels))
+            return self._stream(environ, channels, requested, stream_format, release)
         except BaseException:
             release()
             raise
+
+    def _checked(
+        self,
+        environ: WSGIEnvironment,
+        allowed: tuple[str, ...],
+        handler: Callable[[WSGIEnvironment], Response],
+    ) -> Response:
+        """Answer a CORS preflight, refuse another method, or run ``handler``."""
+        if environ.get("REQUEST_METHOD") == "OPTIONS" and self.cors is not None:
+            return self.cors.preflight(environ, allowed)
+        self._check_method(environ, allowed)
+        return handler(environ)
 
     # Handlers ---------------------------------------------------------------
 
@@ -246,64 +301,73 @@ class PushMiddleware:
     def _stream(
         self,
         environ: WSGIEnvironment,
-        channel: str,
-        requested: int | None,
+        channels: tuple[str, ...],
+        requested: list[int | None],
         stream_format: StreamFormat,
         release: Callable[[], None],
     ) -> Response:
-        if (
-            self.max_subscribers_per_channel is not None
-            and self.broker.subscriber_count(channel) >= self.max_subscribers_per_channel
+        limit = self.max_subscribers_per_channel
+        if limit is not None and any(
+            self.broker.subscriber_count(channel) >= limit for channel in channels
         ):
             raise ServiceUnavailable("too many subscribers on this channel")
-        position = resume_position(self.broker, channel, requested)
-        opening = stream_format.opening(self.sse_retry, position)
-        self.broker.add_subscriber(channel)
-
-        def leave() -> None:
-            release()
-            self.broker.remove_subscriber(channel)
-            if self.on_unsubscribe is not None:
-                try:
-                    self.on_unsubscribe(environ, channel, self.broker.subscriber_count(channel))
-                except Exception:
-                    # The connection is gone either way; don't let the app's
-                    # callback break the server's cleanup.
-                    logger.exception("on_unsubscribe failed for channel %s", channel)
-
-        if self.on_subscribe is not None:
-            try:
-                self.on_subscribe(environ, channel, self.broker.subscriber_count(channel))
-            except BaseException:
-                leave()
-                raise
-        messages = follow(
+        subscription = Subscription(
             self.broker,
-            channel,
-            position,
-            stream_format,
+            resolve_positions(self.broker, channels, requested),
             self.heartbeat,
             self.connections.ended_check(),
             self.stats,
-            opening,
         )
-        body = StreamBody(messages, leave)
+        opening = stream_format.opening(self.sse_retry, subscription.cursor())
+        joined: list[str] = []
+
+        def leave() -> None:
+            release()
+            for channel in joined:
+                self.broker.remove_subscriber(channel)
+                if self.on_unsubscribe is not None:
+                    try:
+                        count = self.broker.subscriber_count(channel)
+                        self.on_unsubscribe(environ, channel, count)
+                    except Exception:
+                        # The connection is gone either way; don't let the app's
+                        # callback break the server's cleanup.
+                        logger.exception("on_unsubscribe failed for channel %s", channel)
+
+        try:
+            for channel in channels:
+                self.broker.add_subscriber(channel)
+                joined.append(channel)
+                if self.on_subscribe is not None:
+                    self.on_subscribe(environ, channel, self.broker.subscriber_count(channel))
+        except BaseException:
+            leave()
+            raise
+        body = StreamBody(follow(subscription, stream_format, opening), leave)
         return status_line(200), self._stream_headers(stream_format), body
 
-    def _poll(self, channel: str, params: dict[str, str], release: Callable[[], None]) -> Response:
-        requested = parse_position(params.get("since"), "since")
+    def _poll(
+        self, channels: tuple[str, ...], params: dict[str, str], release: Callable[[], None]
+    ) -> Response:
+        requested = parse_cursor(params.get("since"), "since", len(channels))
         timeout = (
             0.0
             if self.connections.draining
             else parse_timeout(params.get("timeout"), self.poll_timeout)
         )
+        limit = self.poll_batch_limit
         try:
-            position = resume_position(self.broker, channel, requested)
-            batch = long_poll(self.broker, channel, position, timeout, self.poll_batch_limit)
+            positions = resolve_positions(self.broker, channels, requested)
+            batches = long_poll(self.broker, positions, timeout, limit)
         finally:
             release()
-        self.stats.record(batch)
-        return json_body_response(200, encode_poll_body(channel, batch))
+        if len(channels) == 1:
+            [(channel, batch)] = batches
+            self.stats.record(batch)
+            return json_body_response(200, encode_poll_body(channel, batch))
+        messages, gaps = select_multiplexed(batches, positions, limit)
+        self.stats.record_counts(len(messages), len(gaps))
+        return json_body_response(200, encode_multiplexed_poll_body(positions, messages, gaps))
 
     def _publish(self, environ: WSGIEnvironment, channel: str) -> Response:
         self.gate.check(environ, channel, PUBLISH)
@@ -318,6 +382,43 @@ class PushMiddleware:
             raise BadRequest(str(error)) from None
         self.stats.published_over_http += 1
         return json_response(201, {"id": message_id})
+
+    def _publish_many(self, environ: WSGIEnvironment) -> Response:
+        """``POST /publish``: all of a batch's messages or none of them."""
+        self.gate.check_credentials(environ, PUBLISH)
+        body = read_json_body(environ, self.max_batch_bytes)
+        if not isinstance(body, dict) or body.keys() != {"messages"}:
+            raise BadRequest('body must be a JSON object with "messages" and nothing else')
+        entries = body["messages"]
+        if not isinstance(entries, list) or not entries:
+            raise BadRequest('"messages" must be a non-empty list')
+        if len(entries) > self.max_batch_messages:
+            raise PayloadTooLarge(f"over {self.max_batch_messages} messages in one batch")
+        batch = []
+        authorized: set[str] = set()
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not {"channel", "data"} <= entry.keys():
+                raise BadRequest(f'message {index}: must be an object with "channel" and "data"')
+            if not entry.keys() <= _BATCH_ENTRY_FIELDS:
+                raise BadRequest(f'message {index}: only "channel", "data" and "event" are allowed')
+            if len(dumps(entry).encode("utf-8")) > self.max_message_bytes:
+                raise PayloadTooLarge(f"message {index}: over {self.max_message_bytes} bytes")
+            channel = entry["channel"]
+            try:
+                check_channel(channel)
+            except ValueError as error:
+                raise BadRequest(f"message {index}: {error}") from None
+            if channel not in authorized:
+                if not self.gate.authorized(environ, channel, PUBLISH):
+                    raise Forbidden(f"message {index}: not allowed to publish on this channel")
+                authorized.add(channel)
+            batch.append((channel, entry["data"], entry.get("event")))
+        try:
+            ids = self.broker.publish_many(batch)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        self.stats.published_over_http += len(ids)
+        return json_response(201, {"ids": ids})
 
     def _check_method(self, environ: WSGIEnvironment, allowed: tuple[str, ...]) -> None:
         if environ.get("REQUEST_METHOD", "GET") not in allowed:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from .errors import BadRequest, PayloadTooLarge
+from .message import check_channel
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -45,6 +46,45 @@ def parse_position(value: str | None, name: str) -> int | None:
     if not _POSITION.fullmatch(value.strip()):
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(value)
+
+
+def parse_channels(names: str, max_channels: int) -> tuple[str, ...]:
+    """The channels of a subscription path: one name, or a comma-separated
+    list of distinct names (a multiplexed subscription)."""
+    channels = tuple(names.split(","))
+    if len(channels) > max_channels:
+        raise BadRequest(f"too many channels: at most {max_channels} per subscription")
+    for channel in channels:
+        if not channel and len(channels) > 1:
+            raise BadRequest("empty channel name in the list")
+        try:
+            check_channel(channel)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+    if len(set(channels)) != len(channels):
+        raise BadRequest("a channel appears twice in the list")
+    return channels
+
+
+def parse_cursor(value: str | None, name: str, channels: int) -> list[int | None]:
+    """A resume position for each of ``channels`` channels (None: only new).
+
+    One channel reads a plain position. Many read a cursor: one entry per
+    channel, comma-separated, each empty or digits; a single entry applies
+    to every channel.
+    """
+    if channels == 1:
+        return [parse_position(value, name)]
+    if value is None:
+        return [None] * channels
+    entries = value.split(",")
+    if len(entries) == 1:
+        entries *= channels
+    elif len(entries) != channels:
+        raise BadRequest(f"{name} must have one comma-separated entry per channel ({channels})")
+    if not all(entry == "" or _POSITION.fullmatch(entry) for entry in entries):
+        raise BadRequest(f"{name}: each entry must be empty or a non-negative integer")
+    return [int(entry) if entry else None for entry in entries]
 
 
 def parse_timeout(value: str | None, default: float) -> float:

@@ -42,6 +42,11 @@ class Stats:
         self.deliveries += len(batch.messages)
         self.gaps_served += batch.gap is not None
 
+    def record_counts(self, messages: int, gaps: int) -> None:
+        """Count messages and gap notices sent to one subscriber."""
+        self.deliveries += messages
+        self.gaps_served += gaps
+
     def record_error(self, error: PushError) -> None:
         """Count a 503: a backend outage, or a configured limit reached."""
         if isinstance(error, BrokerUnavailable):

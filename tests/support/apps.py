@@ -73,6 +73,15 @@ broker: Broker = (
     if "PUSH_TEST_REDIS_URL" in os.environ
     else MemoryBroker(**retention)
 )
+REFUSED = set(filter(None, _setting("REFUSED_CHANNELS", "").split(",")))
+
+
+def refuse_some(environ: dict[str, Any], channel: str, action: str) -> bool:
+    """``authorize`` when PUSH_TEST_REFUSED_CHANNELS lists channels nobody may
+    subscribe to; publishing still needs the token."""
+    return not (action == "subscribe" and channel in REFUSED)
+
+
 push = PushMiddleware(
     inner_app,
     broker=broker,
@@ -86,6 +95,8 @@ push = PushMiddleware(
     cors_origins=_setting("CORS_ORIGINS", "").split(",") if _setting("CORS_ORIGINS", "") else None,
     cors_credentials=_setting("CORS_CREDENTIALS", "") == "1",
     expose_stats=True,
+    authorize=refuse_some if REFUSED else None,
+    max_batch_messages=int(_setting("MAX_BATCH_MESSAGES", "1000")),
 )
 
 CLIENT_PAGE = b"""<!doctype html>

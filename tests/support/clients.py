@@ -226,3 +226,75 @@ def take(source: Iterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
 def item_ids(taken: list[dict[str, Any]]) -> list[int]:
     """The ids of items (in the shape of :func:`items`), in order."""
     return [item["id"] for item in taken]
+
+
+class Cursor:
+    """A multiplexed subscription's resume position, kept the way a client
+    must: SSE takes the ``id:`` of each event; NDJSON moves each channel's
+    entry past its messages (and, for a gap with nothing retained, to the
+    channel's last id); poll takes the answer's ``cursor``."""
+
+    def __init__(self, channels: list[str], start: str) -> None:
+        self.channels = channels
+        self.value = start
+
+    def advance(self, item: dict[str, Any]) -> None:
+        entries = self.value.split(",")
+        if len(entries) == 1:
+            entries *= len(self.channels)
+        if item.get("event") == "gap":
+            notice = item["data"]
+            if notice["first"] == 0:
+                entries[self.channels.index(notice["channel"])] = str(notice["last"])
+        else:
+            entries[self.channels.index(item["channel"])] = str(item["id"])
+        self.value = ",".join(entries)
+
+
+def multiplexed_items(
+    base_url: str, transport: str, channels: list[str], cursor: Cursor
+) -> Iterator[dict[str, Any]]:
+    """Messages (each with ``channel``) and gap notices of a multiplexed
+    subscription, in one shape on every transport, moving ``cursor`` as they
+    arrive. Closing the generator closes the connection."""
+    names = ",".join(channels)
+    if transport == "poll":
+        with requests.Session() as session:
+            while True:
+                response = session.get(
+                    f"{base_url}/push/poll/{names}",
+                    params={"since": cursor.value, "timeout": "2"},
+                    timeout=10,
+                )
+                assert response.status_code == 200, response.text
+                answer = response.json()
+                assert answer["channels"] == channels
+                for item in [{"event": "gap", "data": gap} for gap in answer["gaps"]] + answer[
+                    "messages"
+                ]:
+                    cursor.advance(item)  # a caller may stop halfway through an answer
+                    yield item
+                cursor.value = answer["cursor"]
+        return
+    headers = {"Last-Event-ID": cursor.value} if transport == "sse" else {}
+    query = "" if transport == "sse" else f"?since={cursor.value}"
+    url = f"{base_url}/push/{transport}/{names}{query}"
+    with requests.get(url, headers=headers, stream=True, timeout=(5, 10)) as response:
+        assert response.status_code == 200, response.text
+        if transport == "stream":
+            for item in ndjson_objects(response):
+                cursor.advance(item)
+                yield item
+            return
+        parser = SSEParser()
+        for chunk in response.iter_content(chunk_size=None):
+            for event in parser.feed_bytes(chunk):
+                data = json.loads(event.data)
+                if event.event == "gap":
+                    yield {"event": "gap", "data": data}
+                    continue
+                assert event.id is not None, "a multiplexed message carries the cursor"
+                cursor.value = event.id
+                yield data
+            if parser.last_event_id:
+                cursor.value = parser.last_event_id  # e.g. after a gap with nothing retained

@@ -3,6 +3,7 @@ or hold a stream open without reading it."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 from urllib.parse import urlsplit
 
@@ -60,3 +61,17 @@ def open_stream_socket(
         sock.close()
         raise
     return sock
+
+
+def send(
+    base_url: str, method: str, path: str, body: bytes | None = None, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with the path sent exactly as given (no normalisation)."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()

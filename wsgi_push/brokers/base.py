@@ -3,19 +3,25 @@
 A broker owns one numbered queue per channel: it assigns ids on
 :meth:`Broker.publish`, answers "everything retained after id N" with
 :meth:`Broker.read` (gap rules included), and parks a greenlet in
-:meth:`Broker.wait` until a message after N exists. Transports only ever
-talk to this interface.
+:meth:`Broker.wait` until one of the channels it follows has a message
+after its position. Transports only ever talk to this interface.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..message import Gap, Message, check_channel, check_data, check_event
-from .signals import Signals, Spot
+from .signals import Signals, Spot, WaitResult
+
+__all__ = ["Batch", "Broker", "Spot", "WaitResult", "make_batch", "plan_read"]
+
+PublishEntry = tuple[str, Any, "str | None"]
+"""``(channel, data, event)``: one message of :meth:`Broker.publish_many`."""
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a setattr call per field, per read
@@ -88,10 +94,32 @@ class Broker(ABC):
         self.published += 1
         return message_id
 
+    def publish_many(self, messages: Iterable[PublishEntry]) -> list[int]:
+        """Publish ``(channel, data, event)`` entries in order; return their ids.
+
+        All or nothing: every entry is validated first, and a bad one raises
+        :class:`ValueError` naming its index with nothing stored.
+        """
+        checked = []
+        for index, entry in enumerate(messages):
+            try:
+                channel, data, event = entry
+                checked.append((check_channel(channel), check_event(event), check_data(data)))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"message {index}: {error}") from None
+        ids = self._append_many(checked) if checked else []
+        self.published += len(ids)
+        return ids
+
     @abstractmethod
     def _append(self, channel: str, event: str, data_json: str) -> int:
         """Store a validated message (``data_json``: its data as compact
         JSON) and wake the channel's waiters; return its id."""
+
+    def _append_many(self, entries: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Store validated ``(channel, event, data_json)`` entries in order.
+        A backend with a round trip per call overrides it to make one."""
+        return [self._append(channel, event, data_json) for channel, event, data_json in entries]
 
     @abstractmethod
     def read(self, channel: str, after: int, limit: int | None = None) -> Batch:
@@ -101,13 +129,77 @@ class Broker(ABC):
     def last_id(self, channel: str) -> int:
         """The newest id ever assigned in ``channel`` (0 if none)."""
 
+    # Waiting ----------------------------------------------------------------
+
+    @abstractmethod
+    def behind(self, channel: str, position: int) -> bool:
+        """Whether a message after ``position`` may exist in ``channel``.
+
+        Cheap and without I/O: it runs on every wake-up of every waiter.
+        True when unsure; a reader finds out.
+        """
+
+    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
+        """Run before each wait; returns the timeout to park with.
+
+        A backend that learns of new messages from elsewhere (Redis) makes
+        sure it is listening here.
+        """
+        return timeout
+
+    def waiting_spot(self, timeout: float | None) -> Spot:
+        """A reusable place for one connection's greenlet to park in
+        :meth:`wait` with ``timeout``. ``close()`` it when the connection
+        ends; ``wake()`` it (from any greenlet or thread) to end its waits."""
+        return Spot(timeout)
+
     def wait(
-        self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
-    ) -> bool:
-        """Block this greenlet until a message after ``after`` exists or
-        ``timeout`` seconds pass. Returns whether one exists. A subscriber
-        loop passes its own reusable :class:`~wsgi_push.brokers.signals.Spot`."""
-        return self.signals.wait(channel, lambda: self.last_id(channel) > after, timeout, spot)
+        self, positions: Mapping[str, int], timeout: float | None, spot: Spot | None = None
+    ) -> WaitResult:
+        """Block this greenlet until a channel of ``positions`` (channel ->
+        last id seen) has a message after its position, ``timeout`` seconds
+        pass, or the wait is woken (:meth:`wake_all`, ``spot.wake()``).
+
+        One wait follows any number of channels with one spot: no greenlet,
+        timer or waiter per channel.
+        """
+        timeout = self.prepare_wait(positions, timeout)
+        behind = self.behind
+        if len(positions) == 1:
+            [(channel, position)] = positions.items()
+
+            def ready() -> bool:
+                return behind(channel, position)
+
+        else:
+
+            def ready() -> bool:
+                return any(behind(channel, position) for channel, position in positions.items())
+
+        return self._park(positions, ready, timeout, spot)
+
+    def pause(
+        self, channels: Iterable[str], timeout: float, spot: Spot | None = None
+    ) -> WaitResult:
+        """Park for ``timeout`` whatever the channels hold (e.g. while the
+        backend is unreachable); a wake still ends it early."""
+        return self._park(channels, lambda: False, timeout, spot)
+
+    def _park(
+        self,
+        channels: Iterable[str],
+        ready: Callable[[], bool],
+        timeout: float | None,
+        spot: Spot | None,
+    ) -> WaitResult:
+        if spot is None:
+            own_spot = Spot(timeout)
+            try:
+                return self.signals.wait(channels, ready, own_spot)
+            finally:
+                own_spot.close()
+        spot.set_timeout(timeout)
+        return self.signals.wait(channels, ready, spot)
 
     def wake_all(self) -> None:
         """Wake every waiting greenlet, e.g. so that connections can end."""

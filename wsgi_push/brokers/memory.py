@@ -14,6 +14,7 @@ from ..errors import TooManyChannels
 from ..message import Message
 from .base import Batch, Broker, make_batch, plan_read
 from .history import History
+from .signals import allocate_lock
 
 
 class MemoryBroker(Broker):
@@ -43,16 +44,19 @@ class MemoryBroker(Broker):
         self._histories: dict[str, History] = {}
         # The highest id of any dropped channel: new channels start above it.
         self._dropped_last_id = 0
+        # Threaded servers publish from several threads: one id per message.
+        self._append_lock = allocate_lock()
 
     def _append(self, channel: str, event: str, data_json: str) -> int:
-        history = self._histories.get(channel)
-        if history is None:
-            history = self._new_history(channel)
         # Store a JSON round trip: the caller may mutate its data afterwards,
         # and every broker hands subscribers the same JSON types.
         data = json.loads(data_json)
-        message = Message(channel, history.last_id + 1, event, data, time.time())
-        history.append(message)
+        with self._append_lock:
+            history = self._histories.get(channel)
+            if history is None:
+                history = self._new_history(channel)
+            message = Message(channel, history.last_id + 1, event, data, time.time())
+            history.append(message)
         self.signals.notify(channel)
         return message.id
 
@@ -65,6 +69,10 @@ class MemoryBroker(Broker):
     def last_id(self, channel: str) -> int:
         history = self._histories.get(channel)
         return 0 if history is None else history.last_id
+
+    def behind(self, channel: str, position: int) -> bool:
+        history = self._histories.get(channel)
+        return history is not None and history.last_id > position
 
     @property
     def channel_count(self) -> int:

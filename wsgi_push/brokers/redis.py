@@ -36,7 +36,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -49,7 +49,7 @@ from ..errors import BrokerUnavailable
 from ..message import Message, dumps
 from .base import Batch, Broker, make_batch, plan_read
 from .history import History
-from .signals import Signals, Spot
+from .signals import Signals
 
 logger = logging.getLogger("wsgi_push")
 
@@ -389,23 +389,20 @@ class RedisBroker(Broker):
 
     # Waiting: one listener per process -----------------------------------------
 
-    def wait(
-        self, channel: str, after: int, timeout: float | None, spot: Spot | None = None
-    ) -> bool:
-        self._local(channel)  # known from now on: notifications update it
+    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
+        for channel in channels:
+            self._local(channel)  # known from now on: notifications update it
         self._start_listener()
         if not self._listening:
             # No notifications right now: look at Redis again soon.
-            timeout = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        channels = self._channels
+            return self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        return timeout
 
-        def ready() -> bool:
-            # By name: the record may be dropped (past max_cached_channels)
-            # while we wait, and a dropped one hears of nothing: read to know.
-            record = channels.get(channel)
-            return record is None or record.known_last > after
-
-        return self.signals.wait(channel, ready, timeout, spot)
+    def behind(self, channel: str, position: int) -> bool:
+        # By name: the record may be dropped (past max_cached_channels)
+        # while we wait, and a dropped one hears of nothing: read to know.
+        record = self._channels.get(channel)
+        return record is None or record.known_last > position
 
     def _start_listener(self) -> None:
         if self._listener is None:

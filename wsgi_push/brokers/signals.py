@@ -1,22 +1,46 @@
 """Greenlet wake-ups per channel: how a publish resumes its subscribers.
 
 A subscriber parks on a :class:`Spot` (a gevent ``Waiter`` and a repeating
-loop timer for its timeout) registered under its channel; a publish takes
-the channel's whole set and resumes it in one hub callback.
+loop timer for its timeout) registered under each channel it follows; a
+publish takes the channel's whole set and resumes it in one hub callback.
+
+Safe across threads: under a threaded development server (``flask run``,
+Django's ``runserver``) every request thread has a hub of its own, so a
+publish resumes each waiter on its own hub, through the loop's thread-safe
+callback when that hub belongs to another thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Iterable
 
-from gevent.hub import Waiter, get_hub
+from gevent.hub import Hub, Waiter, get_hub
+from gevent.monkey import get_original
+
+# Real thread primitives even under monkey patching: the registry is shared
+# by every thread's hub, and nobody switches greenlets while holding it.
+allocate_lock = get_original("_thread", "allocate_lock")
+_thread_ident = get_original("_thread", "get_ident")
 
 _TIMED_OUT = object()
+_WOKEN = object()
+
+
+class WaitResult(enum.Enum):
+    """How a wait ended."""
+
+    MESSAGE = "message"
+    """A followed channel may have a message after its position: read it."""
+    TIMEOUT = "timeout"
+    """The timeout passed first: time for a heartbeat."""
+    WOKEN = "woken"
+    """Woken with nothing new (connections are ending, or :meth:`Spot.wake`)."""
 
 
 class Spot:
     """Where one greenlet parks: a ``Waiter`` and a timer, made once and
-    reused for every wait of a subscriber's loop.
+    reused for every wait of a connection.
 
     Made per wait, they and the bound method the timer holds outlived the
     garbage collector's young generation while parked, so every wait added
@@ -24,108 +48,158 @@ class Spot:
     the CPU of a fan-out to 5,000 subscribers). :meth:`close` when done.
     """
 
-    __slots__ = ("waiter", "timeout", "_timer")
+    __slots__ = ("hub", "waiter", "timeout", "woken", "_timer")
 
     def __init__(self, timeout: float | None) -> None:
-        hub = get_hub()
-        self.waiter = Waiter(hub)
+        self.hub: Hub = get_hub()
+        self.waiter = Waiter(self.hub)
+        self.woken = False
+        self.timeout: float | None = None
+        self._timer = None
+        self.set_timeout(timeout)
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Use ``timeout`` for the next parks (rarely changes: a new timer)."""
+        if timeout == self.timeout and (timeout is None) == (self._timer is None):
+            return
+        if self._timer is not None:
+            self._timer.close()
         self.timeout = timeout
         # Repeating, so that ``again()`` re-arms it after it fired: a
         # one-shot libev timer started again would fire at once.
-        self._timer = None if timeout is None else hub.loop.timer(timeout, timeout)
+        self._timer = None if timeout is None else self.hub.loop.timer(timeout, timeout)
 
-    def park(self) -> bool:
-        """Block until resumed or timed out; return whether the timer fired."""
+    def park(self) -> object:
+        """Block until resumed or timed out; return what resumed it."""
         waiter = self.waiter
         waiter.clear()
+        if self.woken:
+            return _WOKEN
         if self._timer is not None:
             self._timer.again(waiter.switch, _TIMED_OUT)
         try:
-            return waiter.get() is _TIMED_OUT
+            return waiter.get()
         finally:
             if self._timer is not None:
                 self._timer.stop()
 
+    def wake(self) -> None:
+        """End the current park and every later one at once, from any
+        greenlet or thread: the connection is going away."""
+        self.woken = True
+        _run_on_hub(self.hub, self.waiter.switch, _WOKEN)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.close()
+            self._timer = None
 
 
 class Signals:
-    """One set of parked waiters per channel.
+    """One set of parked spots per channel.
 
     A publish takes the channel's whole set and schedules one hub callback
-    that resumes each waiter in arrival order: what ``Event.set()`` does,
+    that resumes each spot in arrival order: what ``Event.set()`` does,
     without its costs at scale. gevent's ``Event`` keeps its links in a
     list, so a waiter that leaves on a heartbeat timeout unlinks in
     O(waiters) and a wake-up pops the list from the front, O(waiters²) per
-    publish; here joining and leaving are O(1) dict operations. A wake-up
-    only says "something may have changed": waiters re-check ``ready()``.
+    publish; here joining and leaving are O(1) dict operations. A spot that
+    follows many channels sits in each of their sets while it parks. A
+    wake-up only says "something may have changed": waiters re-check.
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[str, dict[Waiter, None]] = {}
+        self._waiting: dict[str, dict[Spot, None]] = {}
+        self._lock = allocate_lock()
+        # The hub every spot so far parked on; None once spots of several
+        # hubs (threads) have parked, and each wake-up sorts them by hub.
+        self._only_hub: Hub | None = None
+        self._hubs_seen = 0
 
-    def wait(
-        self,
-        channel: str,
-        ready: Callable[[], bool],
-        timeout: float | None,
-        spot: Spot | None = None,
-    ) -> bool:
-        """Block this greenlet until ``ready()`` or ``timeout``; return ``ready()``.
-
-        ``spot`` is the caller's reusable :class:`Spot` (its timeout must be
-        ``timeout``); without one, a spot is made for this wait.
-        """
+    def wait(self, channels: Iterable[str], ready: Callable[[], bool], spot: Spot) -> WaitResult:
+        """Park ``spot`` under ``channels`` until ``ready()``, its timeout or a wake."""
+        if spot.woken:
+            return WaitResult.WOKEN
         if ready():
-            return True
-        if spot is None or spot.timeout != timeout:
-            with_own_spot = Spot(timeout)
-            try:
-                return self._park(channel, ready, with_own_spot)
-            finally:
-                with_own_spot.close()
-        return self._park(channel, ready, spot)
-
-    def _park(self, channel: str, ready: Callable[[], bool], spot: Spot) -> bool:
-        waiting = self._waiting.get(channel)
-        if waiting is None:
-            waiting = self._waiting[channel] = {}
-        waiting[spot.waiter] = None
+            return WaitResult.MESSAGE
+        joined: list[tuple[str, dict[Spot, None]]] = []
+        with self._lock:
+            if spot.hub is not self._only_hub and self._hubs_seen < 2:
+                self._hubs_seen += 1
+                self._only_hub = spot.hub if self._hubs_seen == 1 else None
+            for channel in channels:
+                waiting = self._waiting.get(channel)
+                if waiting is None:
+                    waiting = self._waiting[channel] = {}
+                waiting[spot] = None
+                joined.append((channel, waiting))
         try:
-            # Still registered after a wake-up that wasn't the timer: it was
-            # meant for an earlier wait of this reused spot. Park again.
-            while not spot.park() and self._waiting.get(channel) is waiting:
-                if ready():
-                    break
+            while True:
+                resumed_by = spot.park()
+                if resumed_by is _TIMED_OUT:
+                    return WaitResult.TIMEOUT
+                if spot.woken:
+                    return WaitResult.WOKEN
+                if self._taken(joined):
+                    return WaitResult.MESSAGE if ready() else WaitResult.WOKEN
+                # Every set still in place: the wake-up was meant for an
+                # earlier wait of this reused spot. Park again.
         finally:
-            # Once a notify has taken the set, it is never touched again.
-            if self._waiting.get(channel) is waiting:
-                del waiting[spot.waiter]
-                if not waiting:
-                    del self._waiting[channel]
-        return ready()
+            with self._lock:
+                # A set a notify has taken is never touched again.
+                for channel, waiting in joined:
+                    if self._waiting.get(channel) is waiting:
+                        del waiting[spot]
+                        if not waiting:
+                            del self._waiting[channel]
+
+    def _taken(self, joined: list[tuple[str, dict[Spot, None]]]) -> bool:
+        """Whether a notify took any of the sets this wait joined."""
+        waiting_now = self._waiting
+        return any(waiting_now.get(channel) is not waiting for channel, waiting in joined)
 
     def has_waiters(self, channel: str) -> bool:
         return channel in self._waiting
 
     def notify(self, channel: str) -> None:
-        """Wake every greenlet waiting on ``channel``."""
-        waiting = self._waiting.pop(channel, None)
+        """Wake every spot parked under ``channel`` (from any thread)."""
+        with self._lock:
+            waiting = self._waiting.pop(channel, None)
         if waiting:
-            get_hub().loop.run_callback(_resume, waiting)
+            self._resume(waiting)
 
     def notify_all(self) -> None:
-        """Wake every waiter on every channel (used to end connections)."""
-        everything, self._waiting = self._waiting, {}
+        """Wake every parked spot (used to end connections)."""
+        with self._lock:
+            everything, self._waiting = self._waiting, {}
         for waiting in everything.values():
-            get_hub().loop.run_callback(_resume, waiting)
+            self._resume(waiting)
+
+    def _resume(self, spots: dict[Spot, None]) -> None:
+        """Resume ``spots``: one callback on the hub they share (the usual
+        case, one server thread), else one per hub."""
+        only_hub = self._only_hub
+        if only_hub is not None:
+            _run_on_hub(only_hub, _resume, spots)
+            return
+        by_hub: dict[Hub, dict[Spot, None]] = {}
+        for spot in spots:
+            by_hub.setdefault(spot.hub, {})[spot] = None
+        for hub, own in by_hub.items():
+            _run_on_hub(hub, _resume, own)
 
 
-def _resume(waiters: dict[Waiter, None]) -> None:
-    """Resume each waiter (runs in the hub). One that is no longer parked
-    (its timer woke it first) only stores the value, which its next
-    ``park()`` clears."""
-    for waiter in waiters:
-        waiter.switch(None)
+def _run_on_hub(hub: Hub, function: Callable[..., object], *args: object) -> None:
+    """Run ``function`` in ``hub``'s loop, thread-safely if it is another thread's."""
+    if hub.thread_ident == _thread_ident():
+        hub.loop.run_callback(function, *args)
+    else:
+        hub.loop.run_callback_threadsafe(function, *args)
+
+
+def _resume(spots: dict[Spot, None]) -> None:
+    """Resume each spot (runs in its hub). One that is no longer parked (its
+    timer woke it first) only stores the value, which its next ``park()``
+    clears."""
+    for spot in spots:
+        spot.waiter.switch(None)

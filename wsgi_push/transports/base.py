@@ -2,7 +2,8 @@
 
 SSE and NDJSON streaming differ only in how a message, a gap notice and a
 heartbeat look on the wire (a :class:`StreamFormat`); :func:`follow` is the
-one loop that reads the numbered queue for both.
+one loop that reads the numbered queues of a :class:`Subscription` for both,
+whether it follows one channel or many.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..brokers.base import Batch, Broker
-from ..brokers.signals import Spot
+from ..brokers.base import Batch, Broker, WaitResult
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
 from ..stats import Stats
@@ -20,7 +20,37 @@ from ..stats import Stats
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-RequestedPosition = Callable[["WSGIEnvironment", dict[str, str]], "int | None"]
+# ``(where it was found, the cursor as sent or None)``.
+RequestedCursor = Callable[["WSGIEnvironment", dict[str, str]], "tuple[str, str | None]"]
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One connection's subscription, and how it is served.
+
+    ``positions`` maps each channel, in the URL's order, to the last id the
+    client has (or is about to have) from it. More than one channel makes it
+    multiplexed: messages carry their channel, and the resume position is a
+    cursor, one entry per channel.
+    """
+
+    broker: Broker
+    positions: dict[str, int]
+    heartbeat: float
+    ending: Callable[[], bool]
+    stats: Stats
+
+    @property
+    def multiplexed(self) -> bool:
+        return len(self.positions) > 1
+
+    def cursor(self) -> str:
+        return format_cursor(self.positions)
+
+
+def format_cursor(positions: dict[str, int]) -> str:
+    """A resume position as the contract writes it: ``"5"``, or ``"5,0,7"``."""
+    return ",".join([str(position) for position in positions.values()])
 
 
 @dataclass(frozen=True)
@@ -31,13 +61,20 @@ class StreamFormat:
     content_type: str
     encode_message: Callable[[Message], bytes]
     encode_gap: Callable[[Gap], bytes]
+    # Multiplexed: a message with its channel (shared by every subscriber),
+    # and a gap notice of one channel.
+    encode_tagged_message: Callable[[Message], bytes]
+    encode_tagged_gap: Callable[[str, Gap], bytes]
     heartbeat: bytes
-    # Where the request asks to resume from (None: "only what comes next").
-    requested_position: RequestedPosition
+    # Where the request asks to resume from, as sent (None: "only new").
+    requested_cursor: RequestedCursor
     # The first bytes, sent at once so that the headers reach the client:
-    # ``opening(retry_seconds, position)``; position None for a stream that
-    # ends at once.
-    opening: Callable[[float, int | None], bytes]
+    # ``opening(retry_seconds, cursor)``; cursor None for a stream that ends
+    # at once.
+    opening: Callable[[float, str | None], bytes]
+    # Multiplexed: what follows each message, made from the cursor after it
+    # (SSE's ``id:``, so that a browser's own reconnect resumes every channel).
+    cursor_record: Callable[[str], bytes] | None = None
     # Streams must reach the client as written: no caching, no proxy buffering.
     headers: tuple[tuple[str, str], ...] = (
         ("Cache-Control", "no-cache"),
@@ -45,8 +82,9 @@ class StreamFormat:
     )
 
     def encode_batch(self, batch: Batch) -> bytes:
-        """One chunk for a batch: the gap notice first, then each message
-        (each encoded once and shared by every subscriber)."""
+        """One chunk for a batch of a single-channel subscription: the gap
+        notice first, then each message (each encoded once and shared by
+        every subscriber)."""
         encode = self.encode_message
         if batch.gap is None and len(batch.messages) == 1:
             return batch.messages[0].encoded(encode)  # the usual wake-up: share the bytes
@@ -54,24 +92,44 @@ class StreamFormat:
         parts.extend(message.encoded(encode) for message in batch.messages)
         return b"".join(parts)
 
+    def encode_tagged_batch(self, channel: str, batch: Batch, subscription: Subscription) -> bytes:
+        """One chunk for a batch of one channel of a multiplexed subscription;
+        moves the subscription's position in ``channel`` past it."""
+        positions = subscription.positions
+        cursor_record = self.cursor_record
+        parts = []
+        if batch.gap is not None:
+            parts.append(self.encode_tagged_gap(channel, batch.gap))
+            if not batch.messages and cursor_record is not None:
+                # Nothing retained follows to move the client's cursor.
+                positions[channel] = batch.last_id
+                parts.append(cursor_record(subscription.cursor()))
+        encode = self.encode_tagged_message
+        for message in batch.messages:
+            parts.append(message.encoded(encode))
+            if cursor_record is not None:
+                positions[channel] = message.id
+                parts.append(cursor_record(subscription.cursor()))
+        positions[channel] = batch.last_id
+        return b"".join(parts)
 
-def resume_position(broker: Broker, channel: str, requested: int | None) -> int:
-    """Where a subscriber starts: absent means "only what comes next"."""
-    return broker.last_id(channel) if requested is None else requested
+
+def resolve_positions(
+    broker: Broker, channels: tuple[str, ...], requested: list[int | None]
+) -> dict[str, int]:
+    """Where a subscriber starts in each channel: absent means "only new",
+    resolved to the channel's last id now."""
+    return {
+        channel: broker.last_id(channel) if position is None else position
+        for channel, position in zip(channels, requested, strict=True)
+    }
 
 
 def follow(
-    broker: Broker,
-    channel: str,
-    position: int,
-    stream_format: StreamFormat,
-    heartbeat: float,
-    ending: Callable[[], bool],
-    stats: Stats,
-    opening: bytes,
+    subscription: Subscription, stream_format: StreamFormat, opening: bytes
 ) -> Generator[bytes, None, None]:
-    """Yield ``opening``, then every message after ``position`` as it is
-    published, forever.
+    """Yield ``opening``, then every message after the subscription's
+    positions as it is published, forever.
 
     A woken subscriber takes everything pending in one chunk. While idle it
     yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
@@ -79,24 +137,56 @@ def follow(
     While the broker is unavailable it keeps heartbeating and retries.
     """
     yield opening
-    spot = Spot(heartbeat)
+    broker, positions = subscription.broker, subscription.positions
+    channels = tuple(positions)
+    heartbeat, ending = subscription.heartbeat, subscription.ending
+    spot = broker.waiting_spot(heartbeat)
+    to_read = channels
     try:
         while not ending():
             try:
-                batch = broker.read(channel, position)
+                chunk = _read_pending(subscription, stream_format, to_read)
             except BrokerUnavailable:
                 # Keep the subscriber: heartbeat through the outage, read again after.
                 # The pause is a broker wait, so ending connections cuts it short.
-                broker.signals.wait(channel, ending, heartbeat, spot)
+                broker.pause(channels, heartbeat, spot)
                 yield stream_format.heartbeat
+                to_read = channels
                 continue
-            if batch:
-                position = batch.last_id
-                stats.record(batch)
-                yield stream_format.encode_batch(batch)
-            # No second read after a batch: wait() first compares the channel's
+            if chunk:
+                yield chunk
+            # No second read after a chunk: wait() first compares each channel's
             # last id with ours, and returns at once if more came meanwhile.
-            if not broker.wait(channel, position, heartbeat, spot):
+            result = broker.wait(positions, heartbeat, spot)
+            if result is WaitResult.TIMEOUT:
                 yield stream_format.heartbeat
+            if result is WaitResult.MESSAGE and len(channels) > 1:
+                to_read = tuple(c for c in channels if broker.behind(c, positions[c]))
+            else:
+                to_read = channels
     finally:
         spot.close()
+
+
+def _read_pending(
+    subscription: Subscription, stream_format: StreamFormat, channels: tuple[str, ...]
+) -> bytes:
+    """Read ``channels`` after the subscription's positions and encode what
+    came, moving the positions past it."""
+    broker, positions, stats = subscription.broker, subscription.positions, subscription.stats
+    if not subscription.multiplexed:
+        [channel] = channels
+        batch = broker.read(channel, positions[channel])
+        if not batch:
+            return b""
+        positions[channel] = batch.last_id
+        stats.record(batch)
+        return stream_format.encode_batch(batch)
+    # Every read before any position moves: an outage halfway loses nothing.
+    batches = [(channel, broker.read(channel, positions[channel])) for channel in channels]
+    parts = []
+    for channel, batch in batches:
+        if batch:
+            stats.record(batch)
+            parts.append(stream_format.encode_tagged_batch(channel, batch, subscription))
+    return b"".join(parts)

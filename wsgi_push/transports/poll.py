@@ -3,8 +3,36 @@ with everything available at once."""
 
 from __future__ import annotations
 
+import heapq
+from itertools import islice
+from operator import attrgetter
+from typing import Any
+
 from ..brokers.base import Batch, Broker
-from ..message import dumps
+from ..message import Message, dumps
+from .base import format_cursor
+
+_published_at = attrgetter("published_at")
+
+
+def long_poll(
+    broker: Broker, positions: dict[str, int], timeout: float, limit: int
+) -> list[tuple[str, Batch]]:
+    """Read every channel after its position; if nothing is anywhere, wait up
+    to ``timeout`` once and read again.
+
+    A wake-up without a message (the server is ending connections) answers
+    early with empty batches; the client simply polls again.
+    """
+    batches = _read_all(broker, positions, limit)
+    if timeout <= 0 or any(batch for _, batch in batches):
+        return batches
+    broker.wait(positions, timeout)
+    return _read_all(broker, positions, limit)
+
+
+def _read_all(broker: Broker, positions: dict[str, int], limit: int) -> list[tuple[str, Batch]]:
+    return [(channel, broker.read(channel, after, limit)) for channel, after in positions.items()]
 
 
 def encode_poll_body(channel: str, batch: Batch) -> bytes:
@@ -20,14 +48,37 @@ def encode_poll_body(channel: str, batch: Batch) -> bytes:
     )
 
 
-def long_poll(broker: Broker, channel: str, position: int, timeout: float, limit: int) -> Batch:
-    """Read after ``position``; if nothing is there, wait up to ``timeout`` once.
+def select_multiplexed(
+    batches: list[tuple[str, Batch]], positions: dict[str, int], limit: int
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """What a multiplexed answer carries: at most ``limit`` messages of all
+    channels together, in the order they were published, and the gap
+    notices that go with them. Each channel's position moves only past what
+    is returned (a gap goes out with the first of its channel's messages);
+    ``positions`` is updated to the cursor to send."""
+    merged = heapq.merge(*(batch.messages for _, batch in batches), key=_published_at)
+    returned = list(islice(merged, limit))
+    returned_last = {message.channel: message.id for message in returned}
+    gaps = []
+    for channel, batch in batches:
+        if channel in returned_last:
+            positions[channel] = returned_last[channel]
+        elif batch.messages or batch.gap is None:
+            continue  # nothing of it fits this time: its position stays
+        else:
+            positions[channel] = batch.last_id  # a gap with nothing retained
+        if batch.gap is not None:
+            gaps.append(batch.gap.tagged_dict(channel))
+    return returned, gaps
 
-    A wake-up without a message (the server is ending connections) answers
-    early with an empty batch; the client simply polls again.
-    """
-    batch = broker.read(channel, position, limit)
-    if batch or timeout <= 0:
-        return batch
-    broker.wait(channel, position, timeout)
-    return broker.read(channel, position, limit)
+
+def encode_multiplexed_poll_body(
+    positions: dict[str, int], messages: list[Message], gaps: list[dict[str, Any]]
+) -> bytes:
+    """The multiplexed answer, ``{"channels", "messages", "cursor", "gaps"}``."""
+    return b'{"channels":%s,"messages":[%s],"cursor":"%s","gaps":%s}' % (
+        dumps(list(positions)).encode(),
+        b",".join(message.tagged_json_bytes() for message in messages),
+        format_cursor(positions).encode("ascii"),
+        dumps(gaps).encode(),
+    )

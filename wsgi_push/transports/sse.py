@@ -11,7 +11,6 @@ import re
 from typing import TYPE_CHECKING
 
 from ..message import DEFAULT_EVENT, GAP_EVENT, Gap, Message, dumps
-from ..request import parse_position
 from .base import StreamFormat
 
 if TYPE_CHECKING:
@@ -24,6 +23,11 @@ HEARTBEAT = b":\n\n"
 
 def encode_event(data: str, event: str | None = None, event_id: int | None = None) -> bytes:
     """One SSE event: optional ``id:`` and ``event:`` fields, ``data:`` lines, blank line."""
+    return _event_fields(data, event, event_id) + b"\n"
+
+
+def _event_fields(data: str, event: str | None, event_id: int | None = None) -> bytes:
+    """An event's fields without the blank line that dispatches it."""
     fields = []
     if event_id is not None:
         fields.append(f"id: {event_id}\n")
@@ -32,7 +36,6 @@ def encode_event(data: str, event: str | None = None, event_id: int | None = Non
     # "data: " with the space: a parser strips one leading space, so a line
     # that itself starts with a space survives.
     fields.extend(f"data: {line}\n" for line in _LINE_BREAK.split(data))
-    fields.append("\n")
     return "".join(fields).encode("utf-8")
 
 
@@ -54,7 +57,19 @@ def encode_gap(gap: Gap) -> bytes:
     restarted channel), a later reconnect would skip messages unnoticed.
     """
     notice = encode_event(dumps(gap.to_dict()), GAP_EVENT)
-    return notice if gap.first else notice + encode_position(gap.last)
+    return notice if gap.first else notice + encode_position(str(gap.last))
+
+
+def encode_tagged_message(message: Message) -> bytes:
+    """A multiplexed message: ``event:``, ``data:`` with the whole message
+    object (channel included) on one line. The ``id:`` with the subscriber's
+    cursor follows it (:func:`encode_position`) and ends the event."""
+    return _event_fields(message.tagged_json_bytes().decode("utf-8"), message.event)
+
+
+def encode_tagged_gap(channel: str, gap: Gap) -> bytes:
+    """A multiplexed gap notice: ``event: gap`` and the gap object with its channel."""
+    return encode_event(dumps(gap.tagged_dict(channel)), GAP_EVENT)
 
 
 def encode_retry(seconds: float) -> bytes:
@@ -62,34 +77,42 @@ def encode_retry(seconds: float) -> bytes:
     return b"retry: %d\n\n" % round(seconds * 1000)
 
 
-def encode_position(position: int) -> bytes:
-    """An ``id:`` with no data: the browser stores it as its last event id
-    without firing an event. Sent after ``retry:``, it makes a browser that
-    loses the connection before the first message resume from where it
-    started, not from "now"."""
-    return b"id: %d\n\n" % position
+def encode_position(cursor: str) -> bytes:
+    """An ``id:`` line (an id, or a multiplexed cursor) that ends an event;
+    alone, the browser stores it as its last event id without firing an
+    event. Sent after ``retry:``, it makes a browser that loses the
+    connection before the first message resume from where it started, not
+    from "now"."""
+    return b"id: %s\n\n" % cursor.encode("ascii")
 
 
-def requested_position(environ: WSGIEnvironment, params: dict[str, str]) -> int | None:
-    """``Last-Event-ID`` wins over ``?last_event_id=``: a browser reconnects
-    with the original URL plus the header."""
+def requested_cursor(environ: WSGIEnvironment, params: dict[str, str]) -> tuple[str, str | None]:
+    """``Last-Event-ID`` wins over ``?last_event_id=``, which wins over
+    ``?since=`` (what the other transports call it): a browser reconnects
+    with the original URL plus the header. Returns ``(where, value)``."""
     header = environ.get("HTTP_LAST_EVENT_ID") or None
     if header is not None:
-        return parse_position(header, "Last-Event-ID")
-    return parse_position(params.get("last_event_id"), "last_event_id")
+        return "Last-Event-ID", header
+    for name in ("last_event_id", "since"):
+        if name in params:
+            return name, params[name]
+    return "since", None
 
 
-def opening(retry: float, position: int | None) -> bytes:
+def opening(retry: float, cursor: str | None) -> bytes:
     """``retry:``, then the position (none for a stream that ends at once)."""
     retry_field = encode_retry(retry)
-    return retry_field if position is None else retry_field + encode_position(position)
+    return retry_field if cursor is None else retry_field + encode_position(cursor)
 
 
 SSE_FORMAT = StreamFormat(
     content_type=CONTENT_TYPE,
     encode_message=encode_message,
     encode_gap=encode_gap,
+    encode_tagged_message=encode_tagged_message,
+    encode_tagged_gap=encode_tagged_gap,
     heartbeat=HEARTBEAT,
-    requested_position=requested_position,
+    requested_cursor=requested_cursor,
     opening=opening,
+    cursor_record=encode_position,
 )
