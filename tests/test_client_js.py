@@ -26,7 +26,8 @@ from tests.support.servers import (
     subscriber_count,
     wait_until,
 )
-from wsgi_push.client_script import module_source, write_module
+from wsgi_push.client_script import module_source
+from wsgi_push.vendor import write_module
 
 TRANSPORTS = ["sse", "stream", "poll"]
 # Short back-off so that reconnects after a cut take tens of milliseconds.

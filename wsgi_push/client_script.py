@@ -4,18 +4,14 @@ script), ``<prefix>/client.mjs`` (the same code as an ES module) and
 
 There is one source, ``static/client.js``: it defines ``var WsgiPush``, a
 global in a classic script and a module-scoped name in a module, so the
-module is that file with an ``export`` line appended. To vendor the module
-into a project that a bundler builds::
-
-    python -m wsgi_push.client_script static/vendor   # client.mjs + client.d.mts
+module is that file with an ``export`` line appended (``python -m
+wsgi_push.vendor`` copies it into a project that a bundler builds).
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from importlib.resources import files
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .responses import Response, status_line
@@ -28,13 +24,14 @@ TYPESCRIPT = "application/typescript; charset=utf-8"
 MODULE_EXPORTS = b"\nexport default WsgiPush;\nexport var subscribe = WsgiPush.subscribe;\n"
 
 
-def _static(name: str) -> bytes:
+def static_file(name: str) -> bytes:
+    """A file of the package's ``static/`` folder."""
     return files("wsgi_push").joinpath(f"static/{name}").read_bytes()
 
 
 def module_source() -> bytes:
     """The client as an ES module: ``client.js`` plus its exports."""
-    return _static("client.js") + MODULE_EXPORTS
+    return static_file("client.js") + MODULE_EXPORTS
 
 
 class StaticFile:
@@ -68,27 +65,10 @@ class ClientScript:
 
     def __init__(self) -> None:
         self.files = {
-            "client.js": StaticFile(_static("client.js"), JAVASCRIPT),
+            "client.js": StaticFile(static_file("client.js"), JAVASCRIPT),
             "client.mjs": StaticFile(module_source(), JAVASCRIPT),
-            "client.d.ts": StaticFile(_static("client.d.ts"), TYPESCRIPT),
+            "client.d.ts": StaticFile(static_file("client.d.ts"), TYPESCRIPT),
         }
 
     def respond(self, environ: WSGIEnvironment, route: str = "client.js") -> Response:
         return self.files[route].respond(environ)
-
-
-def write_module(folder: Path) -> list[Path]:
-    """Write ``client.mjs`` and its declarations (``client.d.mts``, the name
-    TypeScript looks for next to a ``.mjs``) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "client.mjs", folder / "client.d.mts"]
-    written[0].write_bytes(module_source())
-    written[1].write_bytes(_static("client.d.ts"))
-    return written
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m wsgi_push.client_script FOLDER")
-    for path in write_module(Path(sys.argv[1])):
-        print(path)
