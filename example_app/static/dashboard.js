@@ -11,7 +11,7 @@ const shownIds = {"clock": [], "feed": [], "room.lobby": []};
 function show(message) {
   shownIds[message.channel].push(message.id);
   if (message.channel === "clock") {
-    Demo.addLine(byId("clock"), `#${message.id}  ${message.data.time}`);
+    Demo.addLine(byId("clock"), `#${message.id}  ${message.data.time.slice(11, 23)}`);
   } else if (message.channel === "feed") {
     byId("value").textContent = message.data.value.toFixed(2);
     byId("feed-count").textContent = shownIds.feed.length;
