@@ -537,6 +537,30 @@ def test_since_as_number_cursor_or_map(
     assert ids_by_channel(page) == wanted
 
 
+THROWS = """(args) => {
+  try { WsgiPush.subscribe(...args); return null; } catch (error) { return error.message; }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("channels", "options", "error"),
+    [
+        ("a,b", {}, 'bad channel name "a,b"'),
+        (["ok", ".."], {}, 'bad channel name ".."'),
+        (["a", "b"], {"since": "1,2,3"}, "the cursor 1,2,3 has 3 entries for 2 channels"),
+        ("a", {"since": -1}, "bad position -1"),
+        ("a", {"since": "x"}, 'bad position "x"'),
+        ("a", {"transport": "websocket"}, "unknown transport websocket"),
+    ],
+)
+def test_bad_channels_and_positions_throw_at_once(
+    page: Any, live: ServerProcess, channels: Any, options: dict[str, Any], error: str
+) -> None:
+    """Mistakes in the page are thrown by subscribe(), not retried against a 400."""
+    page.goto(live.url + "/_test/client")
+    assert page.evaluate(THROWS, [channels, options]) == f"wsgi_push: {error}"
+
+
 def test_a_multiplexed_gap_names_its_channel(page: Any, short_memory: ServerProcess) -> None:
     channels = ["mux-gap-a", "mux-gap-b"]
     for n in range(1, 11):
