@@ -697,6 +697,39 @@ def test_a_tab_joining_late_catches_up_and_leaving_keeps_the_others_whole(
     wait_until(lambda: subscriber_count(live, extra) == 0, 10, "the union to drop the channel")
 
 
+def test_a_follower_adding_and_removing_channels_changes_the_union_losing_nothing(
+    new_context: Any, live: ServerProcess
+) -> None:
+    """A follower tab adds a channel (with its history) and removes one the
+    leader tab still follows: the union follows, every tab stays whole."""
+    common, added = "share-set-common", "share-set-added"
+    tabs = open_tabs(new_context(), live, [common, common], since=0, transport="sse")
+    for tab in tabs:
+        wait_for(tab, "opens >= 1")
+    wait_until(lambda: len(leader_tabs(tabs)) == 1, 10, "one leader")
+    leader = leader_tabs(tabs)[0]
+    (follower,) = [tab for tab in tabs if tab is not leader]
+    publishers = publish_continuously(live.url, [common, added])
+    try:
+        wait_for(follower, "(n) => received.length >= n", 20)
+        follower.evaluate("(c) => subscription.add(c, 0)", added)
+        wait_for(follower, "(c) => received.filter((m) => m.channel === c).length >= 20", added)
+        follower.evaluate("(c) => subscription.remove(c)", common)
+        kept = len(ids_by_channel(follower)[common])
+        wait_for(leader, "(n) => received.length >= n", kept + 20)
+    finally:
+        last_ids = stop_all(publishers)
+    wait_for(leader, REACHED, {common: last_ids[common]})
+    wait_for(follower, REACHED, {added: last_ids[added]})
+    assert ids_by_channel(leader) == {common: list(range(1, last_ids[common] + 1))}
+    assert ids_by_channel(follower) == {
+        common: list(range(1, kept + 1)),
+        added: list(range(1, last_ids[added] + 1)),
+    }
+    assert [tab.evaluate("subscription.leader") for tab in (leader, follower)] == [True, False]
+    assert open_connections(live) == 1
+
+
 def test_without_web_locks_each_tab_has_its_own_connection(
     new_context: Any, live: ServerProcess
 ) -> None:
