@@ -6,7 +6,7 @@ monkey.patch_all()  # first: everything imported after uses cooperative sockets
 
 import argparse  # noqa: E402
 
-from wsgi_push.server import make_server, run_until_signalled  # noqa: E402
+from wsgi_push import make_server, run_until_signalled  # noqa: E402
 
 from . import create_app  # noqa: E402
 

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from werkzeug.test import Client
 
 from tests.support.clients import AUTH
 from tests.support.servers import ServerProcess, pywsgi_server
-from wsgi_push.cors import CorsPolicy
+from wsgi_push import CorsPolicy, MemoryBroker, PushMiddleware
 
 ALLOWED = "https://app.example"
 
@@ -81,3 +82,28 @@ def test_wildcard_only_without_credentials() -> None:
     ]
     with pytest.raises(ValueError, match="credentials"):
         CorsPolicy(["*"], allow_credentials=True)
+
+
+def test_one_origin_given_as_a_string_is_refused() -> None:
+    """A string is iterable: as a set it would allow one-character "origins"."""
+    with pytest.raises(TypeError, match="list of origins"):
+        CorsPolicy(ALLOWED)
+
+
+def test_deprecated_cors_keywords_still_work_with_a_warning() -> None:
+    """Unit (no socket): ``cors_origins``/``cors_credentials`` keep working
+    for a release, warning at the caller's line."""
+    with pytest.warns(DeprecationWarning, match=r"cors=CorsPolicy") as warned:
+        middleware = PushMiddleware(
+            lambda e, s: [], broker=MemoryBroker(), cors_origins=[ALLOWED], cors_credentials=True
+        )
+    assert warned[0].filename == __file__
+    response = Client(middleware).get("/push/poll/c?timeout=0", headers={"Origin": ALLOWED})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+def test_cors_and_the_deprecated_keywords_together_are_refused() -> None:
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="either"):
+        PushMiddleware(lambda e, s: [], cors=CorsPolicy([ALLOWED]), cors_origins=[ALLOWED])

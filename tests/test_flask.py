@@ -3,6 +3,7 @@ app whose ``authorize`` uses the Flask session."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -20,10 +21,26 @@ def test_push_wraps_wsgi_app_and_registers_the_extension() -> None:
     push = Push(app)
     middleware = app.extensions["wsgi_push"]
     assert isinstance(middleware, PushMiddleware) and app.wsgi_app is middleware
-    assert app.config["PUSH_PREFIX"] == "/push" and app.config["PUSH_MAX_MESSAGES"] == 1000
     with app.app_context():
         assert push.publish("news", {"a": 1}) == 1
         assert push.broker.read("news", 0).messages[0].data == {"a": 1}
+
+
+def test_unset_config_keys_leave_the_defaults_of_the_signatures() -> None:
+    """Each default lives in one place: the extension passes only the
+    ``PUSH_*`` keys that are set, and writes none into the config."""
+    app = Flask(__name__)
+    Push(app)
+    middleware = app.extensions["wsgi_push"]
+    defaults = inspect.signature(PushMiddleware).parameters
+    for option in ("prefix", "heartbeat", "poll_timeout"):
+        assert getattr(middleware, option) == defaults[option].default
+    assert defaults["publish_token"].default is None  # so HTTP publishing is off:
+    assert app.test_client().post("/push/publish/news", json={"data": 1}).status_code == 404
+    broker_defaults = inspect.signature(MemoryBroker).parameters
+    assert middleware.broker.max_messages == broker_defaults["max_messages"].default
+    assert middleware.broker.max_age == broker_defaults["max_age"].default
+    assert not [key for key in app.config if key.startswith("PUSH_")]
 
 
 def test_init_app_reads_config_and_options_win() -> None:

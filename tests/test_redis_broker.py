@@ -287,12 +287,14 @@ print(json.dumps([waiter.value for waiter in waiters]), flush=True)
 
 
 def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
-    redis_server: RedisServer, redis_client: redis.Redis, broker: RedisBroker
+    redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     """The listener's pub/sub connection is killed, and messages are published
     while it can't subscribe again and while it reconnects: waiters woken
-    only by notifications still get every message once, in order."""
+    only by notifications still get every message once, in order. (Retention
+    holds them all: a waiter that reads late must not lose any to trimming.)"""
     total, held_down = 15, 5
+    broker = RedisBroker.from_url(redis_server.url, max_messages=1000)
     process = subprocess.Popen(
         [sys.executable, "-c", _NOTIFIED_WAITERS, redis_server.url, "hints", str(total)],
         cwd=ROOT,
@@ -321,6 +323,7 @@ def test_notifications_lost_while_the_listener_was_down_cost_latency_never_data(
                 assert broker.publish("hints", message_id) == message_id
         output, _ = process.communicate(timeout=30)
     finally:
+        broker.close()
         if process.poll() is None:
             process.kill()
             process.wait(10)

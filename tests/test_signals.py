@@ -13,9 +13,11 @@ from wsgi_push.brokers.signals import Signals, Spot, WaitResult
 def test_a_reused_spot_times_out_then_wakes_on_notify() -> None:
     signals, spot, state = Signals(), Spot(0.05), {"ready": False}
     started = time.monotonic()
-    assert signals.wait(["c"], lambda: state["ready"], spot) is WaitResult.TIMEOUT
+    assert (
+        signals.wait({"c": 0}, lambda channel, position: state["ready"], spot) is WaitResult.TIMEOUT
+    )
     assert time.monotonic() - started >= 0.04
-    waiter = gevent.spawn(signals.wait, ["c"], lambda: state["ready"], spot)
+    waiter = gevent.spawn(signals.wait, {"c": 0}, lambda channel, position: state["ready"], spot)
     gevent.sleep(0)
     state["ready"] = True
     signals.notify("c")
@@ -29,7 +31,7 @@ def test_a_stale_wake_up_of_a_reused_spot_keeps_it_parked() -> None:
     it and it parked again on the same spot; that late resume must not end
     the new wait."""
     signals, spot, state = Signals(), Spot(5.0), {"ready": False}
-    waiter = gevent.spawn(signals.wait, ["c"], lambda: state["ready"], spot)
+    waiter = gevent.spawn(signals.wait, {"c": 0}, lambda channel, position: state["ready"], spot)
     gevent.sleep(0)
     get_hub().loop.run_callback(spot.waiter.switch, None)  # the stale resume
     gevent.idle()  # until the hub has run every pending callback, the stale resume included
@@ -46,18 +48,20 @@ def test_a_timed_out_wait_reports_timeout_even_when_ready_is_unsure() -> None:
     signals, spot = Signals(), Spot(0.02)
     calls = []
 
-    def ready() -> bool:
+    def behind(channel: str, position: int) -> bool:
         calls.append(1)
-        return len(calls) > 1  # not ready before parking, "unsure" afterwards
+        return len(calls) > 1  # not behind before parking, "unsure" afterwards
 
-    assert signals.wait(["c"], ready, spot) is WaitResult.TIMEOUT
+    assert signals.wait({"c": 0}, behind, spot) is WaitResult.TIMEOUT
     spot.close()
 
 
 def test_notify_all_ends_waits_that_are_not_ready() -> None:
     signals = Signals()
     spots = [Spot(30.0) for _ in range(3)]
-    waiters = [gevent.spawn(signals.wait, [f"c{n}"], lambda: False, spots[n]) for n in range(3)]
+    waiters = [
+        gevent.spawn(signals.wait, {f"c{n}": 0}, lambda c, p: False, spots[n]) for n in range(3)
+    ]
     gevent.sleep(0)
     signals.notify_all()
     assert [w.get(timeout=1) for w in waiters] == [WaitResult.WOKEN] * 3

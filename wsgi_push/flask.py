@@ -14,17 +14,21 @@
         push.publish("chat", {"text": "hello"})
         return "", 204
 
-Configuration (read with ``setdefault``; keyword options to ``Push`` win):
+Configuration: each key that is set becomes the option named beside it;
+an unset key leaves that option's default, which lives in one place, the
+signature of :class:`~wsgi_push.PushMiddleware` or of the broker. Keyword
+options to ``Push`` win over config.
 
 ====================== ============================================
-``PUSH_PREFIX``         URL prefix of the endpoints (``/push``)
-``PUSH_HEARTBEAT``      idle seconds between heartbeats (15)
-``PUSH_POLL_TIMEOUT``   longest long poll, seconds (25)
-``PUSH_PUBLISH_TOKEN``  bearer token enabling HTTP publishing (None)
-``PUSH_MAX_MESSAGES``   retained messages per channel (1000)
-``PUSH_MAX_AGE``        retained seconds, or None (None)
-``PUSH_REDIS_URL``      Redis URL for a :class:`~wsgi_push.RedisBroker`
-                        shared by every process; None: in memory (None)
+``PUSH_PREFIX``         ``PushMiddleware(prefix=)``
+``PUSH_HEARTBEAT``      ``PushMiddleware(heartbeat=)``
+``PUSH_POLL_TIMEOUT``   ``PushMiddleware(poll_timeout=)``
+``PUSH_PUBLISH_TOKEN``  ``PushMiddleware(publish_token=)``
+``PUSH_MAX_MESSAGES``   the broker's ``max_messages``
+``PUSH_MAX_AGE``        the broker's ``max_age``
+``PUSH_REDIS_URL``      a :class:`~wsgi_push.RedisBroker` on this URL,
+                        shared by every process; unset: a
+                        :class:`~wsgi_push.MemoryBroker`
 ====================== ============================================
 
 All per-app state lives in ``app.extensions["wsgi_push"]`` (the
@@ -47,12 +51,14 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "wsgi_push"
 
+# Config key -> keyword option; only the keys an app sets are passed on.
 _MIDDLEWARE_CONFIG = {
-    "PUSH_PREFIX": ("prefix", "/push"),
-    "PUSH_HEARTBEAT": ("heartbeat", 15.0),
-    "PUSH_POLL_TIMEOUT": ("poll_timeout", 25.0),
-    "PUSH_PUBLISH_TOKEN": ("publish_token", None),
+    "PUSH_PREFIX": "prefix",
+    "PUSH_HEARTBEAT": "heartbeat",
+    "PUSH_POLL_TIMEOUT": "poll_timeout",
+    "PUSH_PUBLISH_TOKEN": "publish_token",
 }
+_BROKER_CONFIG = {"PUSH_MAX_MESSAGES": "max_messages", "PUSH_MAX_AGE": "max_age"}
 
 
 class Push:
@@ -67,7 +73,7 @@ class Push:
     """
 
     def __init__(
-        self, app: Flask | None = None, broker: Broker | None = None, **middleware_options: Any
+        self, app: Flask | None = None, *, broker: Broker | None = None, **middleware_options: Any
     ) -> None:
         self._broker = broker
         self._middleware_options = middleware_options
@@ -80,11 +86,7 @@ class Push:
             raise RuntimeError(
                 "wsgi_push is already registered on this app; create Push once per app"
             )
-        options = {
-            option: app.config.setdefault(key, default)
-            for key, (option, default) in _MIDDLEWARE_CONFIG.items()
-        }
-        options.update(self._middleware_options)
+        options = {**_set_options(app.config, _MIDDLEWARE_CONFIG), **self._middleware_options}
         broker = self._broker or _broker_from_config(app.config)
         middleware = PushMiddleware(app.wsgi_app, broker=broker, **options)
         app.wsgi_app = middleware  # type: ignore[method-assign]
@@ -113,10 +115,14 @@ class Push:
         return self.broker.publish(channel, data, event)
 
 
+def _set_options(config: Any, keys: dict[str, str]) -> dict[str, Any]:
+    """The keyword options named by the config keys that are set."""
+    return {option: config[key] for key, option in keys.items() if key in config}
+
+
 def _broker_from_config(config: Any) -> Broker:
-    max_messages = config.setdefault("PUSH_MAX_MESSAGES", 1000)
-    max_age = config.setdefault("PUSH_MAX_AGE", None)
-    redis_url = config.setdefault("PUSH_REDIS_URL", None)
+    retention = _set_options(config, _BROKER_CONFIG)
+    redis_url = config.get("PUSH_REDIS_URL")
     if redis_url:
-        return RedisBroker.from_url(redis_url, max_messages=max_messages, max_age=max_age)
-    return MemoryBroker(max_messages=max_messages, max_age=max_age)
+        return RedisBroker.from_url(redis_url, **retention)
+    return MemoryBroker(**retention)

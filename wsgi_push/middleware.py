@@ -42,7 +42,7 @@ from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
-from .cors import CorsPolicy
+from .cors import CorsPolicy, deprecated_cors_options
 from .errors import (
     BadRequest,
     Forbidden,
@@ -116,9 +116,8 @@ class PushMiddleware:
     :param on_unsubscribe: ``f(environ, channel, count)`` when one leaves.
     :param max_subscribers_per_channel: streaming subscribers one channel may
         have in this process before new ones get 503 (None: no limit).
-    :param cors_origins: origins allowed to use the endpoints from a browser
-        (exact matches; ``"*"`` for any, only without credentials).
-    :param cors_credentials: allow credentialed cross-origin requests.
+    :param cors: a :class:`CorsPolicy`: the origins allowed to use the
+        endpoints from a browser, with or without credentials (None: none).
     :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
         pass the publish token or ``authorize(environ, "", "stats")``.
     :param max_channels_per_subscription: most channels one multiplexed
@@ -127,11 +126,15 @@ class PushMiddleware:
         (413 beyond).
     :param max_batch_bytes: largest ``POST /publish`` body (413 beyond); each
         message in it is also bounded by ``max_message_bytes``.
+    :param cors_origins: deprecated, use ``cors=CorsPolicy(cors_origins)``.
+    :param cors_credentials: deprecated, use ``CorsPolicy(...,
+        allow_credentials=True)``.
     """
 
     def __init__(
         self,
         app: WSGIApplication,
+        *,
         broker: Broker | None = None,
         prefix: str = "/push",
         heartbeat: float = 15.0,
@@ -145,12 +148,13 @@ class PushMiddleware:
         on_subscribe: PresenceCallback | None = None,
         on_unsubscribe: PresenceCallback | None = None,
         max_subscribers_per_channel: int | None = None,
-        cors_origins: Iterable[str] | None = None,
-        cors_credentials: bool = False,
+        cors: CorsPolicy | None = None,
         expose_stats: bool = False,
         max_channels_per_subscription: int = 64,
         max_batch_messages: int = 1000,
         max_batch_bytes: int = 1024 * 1024,
+        cors_origins: Iterable[str] | None = None,
+        cors_credentials: bool | None = None,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with '/'")
@@ -176,7 +180,9 @@ class PushMiddleware:
         self.max_batch_messages = max_batch_messages
         self.max_batch_bytes = max_batch_bytes
         self.gate = Gate(publish_token, authorize)
-        self.cors = None if cors_origins is None else CorsPolicy(cors_origins, cors_credentials)
+        if cors_origins is not None or cors_credentials is not None:
+            cors = deprecated_cors_options(cors, cors_origins, cors_credentials)
+        self.cors = cors
         self.connections = Connections(max_connections)
         self.stats = Stats()
         self.client_script = ClientScript()

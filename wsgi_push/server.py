@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BACKLOG = 4096
 DEFAULT_SEND_TIMEOUT = 30.0
+DEFAULT_STOP_TIMEOUT = 5.0
 # Linux grows a socket's send buffer up to 4 MiB: a stuck reader could park
 # that much kernel memory and hide from the send timeout for a long while.
 DEFAULT_SEND_BUFFER = 128 * 1024
@@ -178,14 +179,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
-    stop_timeout: float = 5.0,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     **server_options: Any,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then stop within ``stop_timeout`` seconds."""
     run_until_signalled(make_server(app, host, port, **server_options), stop_timeout)
 
 
-def run_until_signalled(server: PushServer, stop_timeout: float = 5.0) -> None:
+def run_until_signalled(server: PushServer, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
     """Run ``server`` (started or not) until SIGTERM or SIGINT, then shut down
     gracefully: stop accepting, end every push connection so that clients
     reconnect to a live process at once, and give other requests up to

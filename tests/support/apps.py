@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from wsgi_push import Broker, MemoryBroker, PushMiddleware, RedisBroker
+from wsgi_push import Broker, CorsPolicy, MemoryBroker, PushMiddleware, RedisBroker
 
 TOKEN = "test-token"
 CLOSES = {"count": 0}
@@ -82,6 +82,14 @@ def refuse_some(environ: dict[str, Any], channel: str, action: str) -> bool:
     return not (action == "subscribe" and channel in REFUSED)
 
 
+cors_origins = _setting("CORS_ORIGINS", "")
+cors = (
+    CorsPolicy(cors_origins.split(","), allow_credentials=_setting("CORS_CREDENTIALS", "") == "1")
+    if cors_origins
+    else None
+)
+
+
 push = PushMiddleware(
     inner_app,
     broker=broker,
@@ -92,8 +100,7 @@ push = PushMiddleware(
     sse_retry=float(_setting("SSE_RETRY", "2")),
     max_connections=int(_setting("MAX_CONNECTIONS", "10000")),
     max_subscribers_per_channel=int(_setting("MAX_SUBSCRIBERS", "0")) or None,
-    cors_origins=_setting("CORS_ORIGINS", "").split(",") if _setting("CORS_ORIGINS", "") else None,
-    cors_credentials=_setting("CORS_CREDENTIALS", "") == "1",
+    cors=cors,
     expose_stats=True,
     authorize=refuse_some if REFUSED else None,
     max_batch_messages=int(_setting("MAX_BATCH_MESSAGES", "1000")),

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,10 @@ def plan_read(after: int, first: int, last: int) -> tuple[int, Gap | None]:
     return after, None
 
 
+def _never_behind(channel: str, position: int) -> bool:
+    return False
+
+
 def make_batch(messages: list[Message], gap: Gap | None, after: int, last: int) -> Batch:
     """Build a :class:`Batch`, working out the next position to read after."""
     if messages:
@@ -80,6 +85,8 @@ class Broker(ABC):
         self.max_messages = max_messages
         self.max_age = max_age
         self.signals = Signals()
+        # Bound once: a bound method made per wait would live while parked.
+        self._behind = self.behind
         self.published = 0
         """Messages published through this broker object (this process)."""
         self._subscribers: Counter[str] = Counter()
@@ -136,16 +143,10 @@ class Broker(ABC):
         """Whether a message after ``position`` may exist in ``channel``.
 
         Cheap and without I/O: it runs on every wake-up of every waiter.
-        True when unsure; a reader finds out.
+        True when the broker can't tell (a reader finds out); a broker that
+        can't tell for a while parks waiters for a poll interval instead
+        (see :meth:`pause`), so that they don't spin.
         """
-
-    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
-        """Run before each wait; returns the timeout to park with.
-
-        A backend that learns of new messages from elsewhere (Redis) makes
-        sure it is listening here.
-        """
-        return timeout
 
     def waiting_spot(self, timeout: float | None) -> Spot:
         """A reusable place for one connection's greenlet to park in
@@ -163,43 +164,23 @@ class Broker(ABC):
         One wait follows any number of channels with one spot: no greenlet,
         timer or waiter per channel.
         """
-        timeout = self.prepare_wait(positions, timeout)
-        behind = self.behind
-        if len(positions) == 1:
-            [(channel, position)] = positions.items()
-
-            def ready() -> bool:
-                return behind(channel, position)
-
-        else:
-
-            def ready() -> bool:
-                return any(behind(channel, position) for channel, position in positions.items())
-
-        return self._park(positions, ready, timeout, spot)
+        if spot is None:
+            with closing(Spot(timeout)) as own_spot:
+                return self.signals.wait(positions, self._behind, own_spot)
+        spot.set_timeout(timeout)
+        return self.signals.wait(positions, self._behind, spot)
 
     def pause(
         self, channels: Iterable[str], timeout: float, spot: Spot | None = None
     ) -> WaitResult:
         """Park for ``timeout`` whatever the channels hold (e.g. while the
-        backend is unreachable); a wake still ends it early."""
-        return self._park(channels, lambda: False, timeout, spot)
-
-    def _park(
-        self,
-        channels: Iterable[str],
-        ready: Callable[[], bool],
-        timeout: float | None,
-        spot: Spot | None,
-    ) -> WaitResult:
+        backend is unreachable); a publish or a wake still ends it early."""
+        positions = dict.fromkeys(channels, 0)
         if spot is None:
-            own_spot = Spot(timeout)
-            try:
-                return self.signals.wait(channels, ready, own_spot)
-            finally:
-                own_spot.close()
+            with closing(Spot(timeout)) as own_spot:
+                return self.signals.wait(positions, _never_behind, own_spot)
         spot.set_timeout(timeout)
-        return self.signals.wait(channels, ready, spot)
+        return self.signals.wait(positions, _never_behind, spot)
 
     def wake_all(self) -> None:
         """Wake every waiting greenlet, e.g. so that connections can end."""

@@ -36,7 +36,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -49,7 +49,7 @@ from ..errors import BrokerUnavailable
 from ..message import Message, dumps
 from .base import Batch, Broker, make_batch, plan_read
 from .history import History
-from .signals import Signals
+from .signals import Signals, Spot, WaitResult
 
 logger = logging.getLogger("wsgi_push")
 
@@ -389,20 +389,24 @@ class RedisBroker(Broker):
 
     # Waiting: one listener per process -----------------------------------------
 
-    def prepare_wait(self, channels: Iterable[str], timeout: float | None) -> float | None:
-        for channel in channels:
+    def wait(
+        self, positions: Mapping[str, int], timeout: float | None, spot: Spot | None = None
+    ) -> WaitResult:
+        for channel in positions:
             self._local(channel)  # known from now on: notifications update it
         self._start_listener()
-        if not self._listening:
-            # No notifications right now: look at Redis again soon.
-            return self.poll_interval if timeout is None else min(timeout, self.poll_interval)
-        return timeout
+        if self._listening:
+            return super().wait(positions, timeout, spot)
+        # No notifications right now: look at Redis again soon.
+        poll = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        return self.pause(positions, poll, spot)
 
     def behind(self, channel: str, position: int) -> bool:
         # By name: the record may be dropped (past max_cached_channels)
         # while we wait, and a dropped one hears of nothing: read to know.
+        # Without the listener nothing is heard of either.
         record = self._channels.get(channel)
-        return record is None or record.known_last > position
+        return record is None or record.known_last > position or not self._listening
 
     def _start_listener(self) -> None:
         if self._listener is None:

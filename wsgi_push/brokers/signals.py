@@ -13,7 +13,7 @@ callback when that hub belongs to another thread.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from gevent.hub import Hub, Waiter, get_hub
 from gevent.monkey import get_original
@@ -22,6 +22,9 @@ from gevent.monkey import get_original
 # by every thread's hub, and nobody switches greenlets while holding it.
 allocate_lock = get_original("_thread", "allocate_lock")
 _thread_ident = get_original("_thread", "get_ident")
+
+Behind = Callable[[str, int], bool]
+"""``behind(channel, position)``: whether a message after ``position`` may exist."""
 
 _TIMED_OUT = object()
 _WOKEN = object()
@@ -48,12 +51,14 @@ class Spot:
     the CPU of a fan-out to 5,000 subscribers). :meth:`close` when done.
     """
 
-    __slots__ = ("hub", "waiter", "timeout", "woken", "_timer")
+    __slots__ = ("hub", "waiter", "timeout", "woken", "joined", "_timer")
 
     def __init__(self, timeout: float | None) -> None:
         self.hub: Hub = get_hub()
         self.waiter = Waiter(self.hub)
         self.woken = False
+        # The waiting sets of the current wait (see :meth:`Signals.wait`).
+        self.joined: list[dict[Spot, None]] = []
         self.timeout: float | None = None
         self._timer = None
         self.set_timeout(timeout)
@@ -116,47 +121,64 @@ class Signals:
         self._only_hub: Hub | None = None
         self._hubs_seen = 0
 
-    def wait(self, channels: Iterable[str], ready: Callable[[], bool], spot: Spot) -> WaitResult:
-        """Park ``spot`` under ``channels`` until ``ready()``, its timeout or a wake."""
+    def wait(self, positions: Mapping[str, int], behind: Behind, spot: Spot) -> WaitResult:
+        """Park ``spot`` under the channels of ``positions`` until one is
+        ``behind(channel, position)``, its timeout passes or it is woken.
+
+        Nothing is allocated that lives while parked (the spot keeps the
+        sets it joined in a list of its own): per-wait objects that outlive
+        the garbage collector's young generation made full passes frequent.
+        """
         if spot.woken:
             return WaitResult.WOKEN
-        if ready():
-            return WaitResult.MESSAGE
-        joined: list[tuple[str, dict[Spot, None]]] = []
+        joined = spot.joined
+        waiting_by_channel = self._waiting
         with self._lock:
             if spot.hub is not self._only_hub and self._hubs_seen < 2:
                 self._hubs_seen += 1
                 self._only_hub = spot.hub if self._hubs_seen == 1 else None
-            for channel in channels:
-                waiting = self._waiting.get(channel)
+            for channel in positions:
+                waiting = waiting_by_channel.get(channel)
                 if waiting is None:
-                    waiting = self._waiting[channel] = {}
+                    waiting = waiting_by_channel[channel] = {}
                 waiting[spot] = None
-                joined.append((channel, waiting))
+                joined.append(waiting)
         try:
+            # Looked at once registered: a publish from another thread in
+            # between then still finds this spot to wake.
+            for channel, position in positions.items():
+                if behind(channel, position):
+                    return WaitResult.MESSAGE
             while True:
-                resumed_by = spot.park()
-                if resumed_by is _TIMED_OUT:
+                if spot.park() is _TIMED_OUT:
                     return WaitResult.TIMEOUT
                 if spot.woken:
                     return WaitResult.WOKEN
-                if self._taken(joined):
-                    return WaitResult.MESSAGE if ready() else WaitResult.WOKEN
+                if self._taken(positions, joined):
+                    for channel, position in positions.items():
+                        if behind(channel, position):
+                            return WaitResult.MESSAGE
+                    return WaitResult.WOKEN
                 # Every set still in place: the wake-up was meant for an
                 # earlier wait of this reused spot. Park again.
         finally:
             with self._lock:
                 # A set a notify has taken is never touched again.
-                for channel, waiting in joined:
-                    if self._waiting.get(channel) is waiting:
+                waiting_by_channel = self._waiting
+                for channel, waiting in zip(positions, joined, strict=True):
+                    if waiting_by_channel.get(channel) is waiting:
                         del waiting[spot]
                         if not waiting:
-                            del self._waiting[channel]
+                            del waiting_by_channel[channel]
+            joined.clear()
 
-    def _taken(self, joined: list[tuple[str, dict[Spot, None]]]) -> bool:
-        """Whether a notify took any of the sets this wait joined."""
-        waiting_now = self._waiting
-        return any(waiting_now.get(channel) is not waiting for channel, waiting in joined)
+    def _taken(self, channels: Iterable[str], joined: list[dict[Spot, None]]) -> bool:
+        """Whether a notify took any of the sets a wait joined."""
+        waiting_by_channel = self._waiting
+        for channel, waiting in zip(channels, joined, strict=True):
+            if waiting_by_channel.get(channel) is not waiting:
+                return True
+        return False
 
     def has_waiters(self, channel: str) -> bool:
         return channel in self._waiting

@@ -141,11 +141,12 @@ def follow(
     channels = tuple(positions)
     heartbeat, ending = subscription.heartbeat, subscription.ending
     spot = broker.waiting_spot(heartbeat)
+    read_pending = _read_multiplexed if subscription.multiplexed else _read_single
     to_read = channels
     try:
         while not ending():
             try:
-                chunk = _read_pending(subscription, stream_format, to_read)
+                chunk = read_pending(subscription, stream_format, to_read)
             except BrokerUnavailable:
                 # Keep the subscriber: heartbeat through the outage, read again after.
                 # The pause is a broker wait, so ending connections cuts it short.
@@ -160,33 +161,40 @@ def follow(
             result = broker.wait(positions, heartbeat, spot)
             if result is WaitResult.TIMEOUT:
                 yield stream_format.heartbeat
-            if result is WaitResult.MESSAGE and len(channels) > 1:
-                to_read = tuple(c for c in channels if broker.behind(c, positions[c]))
-            else:
+            if result is WaitResult.WOKEN or len(channels) == 1:
                 to_read = channels
+            else:  # only the channels with news (or that the broker can't tell of)
+                to_read = tuple(c for c in channels if broker.behind(c, positions[c]))
     finally:
         spot.close()
 
 
-def _read_pending(
+def _read_single(
     subscription: Subscription, stream_format: StreamFormat, channels: tuple[str, ...]
 ) -> bytes:
-    """Read ``channels`` after the subscription's positions and encode what
-    came, moving the positions past it."""
-    broker, positions, stats = subscription.broker, subscription.positions, subscription.stats
-    if not subscription.multiplexed:
-        [channel] = channels
-        batch = broker.read(channel, positions[channel])
-        if not batch:
-            return b""
-        positions[channel] = batch.last_id
-        stats.record(batch)
-        return stream_format.encode_batch(batch)
+    """Read the one channel after its position; encode what came and move
+    the position past it."""
+    [channel] = channels
+    positions = subscription.positions
+    batch = subscription.broker.read(channel, positions[channel])
+    if not batch:
+        return b""
+    positions[channel] = batch.last_id
+    subscription.stats.record(batch)
+    return stream_format.encode_batch(batch)
+
+
+def _read_multiplexed(
+    subscription: Subscription, stream_format: StreamFormat, channels: tuple[str, ...]
+) -> bytes:
+    """Read ``channels`` after their positions; encode what came and move
+    the positions past it."""
+    broker, positions = subscription.broker, subscription.positions
     # Every read before any position moves: an outage halfway loses nothing.
     batches = [(channel, broker.read(channel, positions[channel])) for channel in channels]
     parts = []
     for channel, batch in batches:
         if batch:
-            stats.record(batch)
+            subscription.stats.record(batch)
             parts.append(stream_format.encode_tagged_batch(channel, batch, subscription))
     return b"".join(parts)
