@@ -35,11 +35,14 @@ setup(
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],
+        "django": ["django>=4.2"],
         # gunicorn's gevent worker, which wsgi_push.gunicorn.GeventWorker
         # extends, needs gunicorn's own gevent extra (it imports packaging).
         "gunicorn": ["gunicorn[gevent]>=27"],
+        "prometheus": ["prometheus_client>=0.20"],
         "dev": [
             "flask>=2.3",
+            "django>=4.2",
             "redis>=5.0",
             # Not gunicorn[gevent], which needs gevent>=24.10.1: the test
             # environment must also resolve with the oldest gevent we support.
@@ -56,11 +59,13 @@ setup(
             "mypy>=1.10",
             "build>=1.2",
             "twine>=6.1",
+            "prometheus_client>=0.20",
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},
     classifiers=[
         "Development Status :: 4 - Beta",
+        "Framework :: Django",
         "Framework :: Flask",
         "Framework :: Gevent",
         "Intended Audience :: Developers",

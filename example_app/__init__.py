@@ -19,6 +19,7 @@ from flask import Flask
 from wsgi_push import MemoryBroker
 from wsgi_push.flask import Push
 
+from . import htmx
 from .chat import Presence
 from .publishers import RateFeed, publish_clock, publish_hoge
 from .views import Demo, views
@@ -28,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "FEED_RATE": 1.0,  # messages per second at start (scenario 2)
     "FEED_SWING_SECONDS": 10.0,  # how long each rate lasts in "swing" mode
     "HOGE_INTERVAL": 1.0,  # seconds between NDJSON lines (scenario 4)
+    "HTMX_INTERVAL": 2.0,  # seconds between the htmx page's fragments
     "MAX_MESSAGES": 1000,  # retained per channel
     "START_PUBLISHERS": True,
     # A short heartbeat, so a closed chat tab shows up as "offline" quickly:
@@ -49,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     feed = RateFeed(push.publish, app.config["FEED_RATE"], app.config["FEED_SWING_SECONDS"])
     app.extensions["example_app"] = Demo(push=push, feed=feed)
     app.register_blueprint(views)
+    htmx.init_app(app, push)
 
     if app.config["START_PUBLISHERS"]:
         gevent.spawn(publish_clock, push.publish, float(app.config["CLOCK_MAX_INTERVAL"]))

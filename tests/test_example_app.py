@@ -23,6 +23,7 @@ from tests.support.servers import ServerProcess, wait_until
 FAST = {
     "EXAMPLE_CLOCK_MAX_INTERVAL": "0.3",
     "EXAMPLE_HOGE_INTERVAL": "0.2",
+    "EXAMPLE_HTMX_INTERVAL": "0.1",
     "EXAMPLE_FEED_RATE": "5",
     "EXAMPLE_PUSH_HEARTBEAT": "0.5",
 }
@@ -57,7 +58,7 @@ def test_index_links_every_demo(page: Any, example: ServerProcess) -> None:
     page.goto(example.url + "/")
     links = page.evaluate("[...document.querySelectorAll('.demos a')].map((a) => a.pathname)")
     assert links == [
-        "/clock", "/feed", "/chat", "/streaming", "/streaming/raw", "/rooms", "/dashboard"
+        "/clock", "/feed", "/chat", "/streaming", "/streaming/raw", "/htmx", "/rooms", "/dashboard"
     ]  # fmt: skip
     screenshot(page, "index")
 
@@ -194,6 +195,61 @@ def test_streaming_raw_is_plain_text_as_it_grows(page: Any, example: ServerProce
     first = page.evaluate("document.body.innerText.trim().split('\\n')[0]")
     assert first.startswith('{"id":1,"event":"message","data":{"message":"hoge0","createdAt":')
     screenshot(page, "streaming-raw")
+
+
+FRAGMENT_NUMBERS = "[...document.querySelectorAll('#fragments li')].map((li) => li.id)"
+
+
+def test_htmx_swaps_fragments_in_and_resumes_after_a_cut(page: Any, example: ServerProcess) -> None:
+    """Fragments rendered on the server arrive through htmx's SSE extension;
+    after the server cuts every connection the browser's own reconnect
+    (``Last-Event-ID``) brings the ones published meanwhile: each number
+    exactly once, none missing."""
+    page.goto(example.url + "/htmx")
+    expect(page.locator("#status")).to_have_text("connected")
+    wait_for(page, AT_LEAST, ["#fragments li", 3])
+    expect(page.locator("#summary")).to_have_text(re.compile(r"^\d+ fragments published, the last"))
+    page.evaluate(
+        """() => {
+          const live = document.getElementById("live");
+          const count = () => document.querySelectorAll("#fragments li").length;
+          live.addEventListener("htmx:sseError", () => { window.lostAt ??= count(); });
+        }"""
+    )
+    page.click("text=Cut every connection")
+    expect(page.locator("#status")).to_have_text("connected again (connection 2)")
+    lost_at = page.evaluate("window.lostAt")
+    # The browser waits the advertised retry (2 s) before reconnecting, while
+    # a fragment is published every 0.1 s: twenty come from the resume.
+    wait_for(page, AT_LEAST, ["#fragments li", lost_at + 20])
+    ids = page.evaluate(FRAGMENT_NUMBERS)
+    numbers = [int(id_.removeprefix("fragment-")) for id_ in ids]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+
+
+def test_htmx_notes_are_rendered_escaped_for_every_page(
+    new_page: Any, example: ServerProcess
+) -> None:
+    writer, reader = new_page(), new_page()
+    for page in (writer, reader):
+        page.goto(example.url + "/htmx")
+        expect(page.locator("#status")).to_have_text("connected")
+    attack = '<b>bold</b><img src=x onerror="window.pwned = 1">'
+    writer.fill("#live form input[name=text]", attack)
+    writer.press("#live form input[name=text]", "Enter")
+    for page in (writer, reader):
+        expect(page.locator("#notes li").first).to_have_text(re.compile(re.escape(attack) + "$"))
+        assert page.evaluate("document.querySelectorAll('#notes b, #notes img').length") == 0
+        assert page.evaluate("window.pwned") is None
+    expect(writer.locator("#live form input[name=text]")).to_have_value("")
+    writer.fill("#live form input[name=text]", "Rendered once, swapped into every page")
+    writer.press("#live form input[name=text]", "Enter")
+    expect(reader.locator("#notes li")).to_have_count(2)
+    wait_for(reader, AT_LEAST, ["#fragments li", 12])
+    screenshot(reader, "htmx")
+    assert (
+        requests.post(example.url + "/htmx/notes", data={"text": " "}, timeout=5).status_code == 400
+    )
 
 
 def say(server: ServerProcess, room: str, text: str) -> int:

@@ -21,6 +21,7 @@ Under the prefix:
 ``/client.mjs``           GET    the same as an ES module
 ``/client.d.ts``          GET    its TypeScript declarations
 ``/stats``                GET    counters (off unless ``expose_stats``)
+``/metrics``              GET    the same for Prometheus (``expose_metrics``)
 ========================  =====  ==========================================
 
 ``<channels>`` is one channel name, or several separated by commas: one
@@ -53,6 +54,7 @@ from .errors import (
     ServiceUnavailable,
 )
 from .message import check_channel, dumps
+from .metrics import PrometheusMetrics
 from .request import (
     parse_channels,
     parse_cursor,
@@ -120,6 +122,8 @@ class PushMiddleware:
         endpoints from a browser, with or without credentials (None: none).
     :param expose_stats: serve ``GET /stats`` (JSON counters) to requests that
         pass the publish token or ``authorize(environ, "", "stats")``.
+    :param expose_metrics: serve ``GET /metrics`` (the stats in Prometheus'
+        text format, see :mod:`wsgi_push.metrics`), guarded like ``/stats``.
     :param max_channels_per_subscription: most channels one multiplexed
         subscription may follow (400 beyond).
     :param max_batch_messages: most messages one ``POST /publish`` may carry
@@ -150,6 +154,7 @@ class PushMiddleware:
         max_subscribers_per_channel: int | None = None,
         cors: CorsPolicy | None = None,
         expose_stats: bool = False,
+        expose_metrics: bool = False,
         max_channels_per_subscription: int = 64,
         max_batch_messages: int = 1000,
         max_batch_bytes: int = 1024 * 1024,
@@ -186,6 +191,7 @@ class PushMiddleware:
         self.connections = Connections(max_connections)
         self.stats = Stats()
         self.client_script = ClientScript()
+        self.metrics = PrometheusMetrics(self) if expose_metrics else None
         self._routes_start = prefix + "/"
         lifecycle.register(self)
 
@@ -244,6 +250,10 @@ class PushMiddleware:
             self._check_method(environ, ("GET",))
             self.gate.check(environ, "", STATS)
             return json_response(200, self.stats_snapshot())
+        if route == "metrics" and self.metrics is not None:
+            self._check_method(environ, ("GET",))
+            self.gate.check(environ, "", STATS)
+            return self.metrics.respond(environ)
         if route == "publish":
             return self._checked(environ, ("POST",), self._publish_many)
         transport, slash, names = route.partition("/")

@@ -102,6 +102,7 @@ push = PushMiddleware(
     max_subscribers_per_channel=int(_setting("MAX_SUBSCRIBERS", "0")) or None,
     cors=cors,
     expose_stats=True,
+    expose_metrics=True,
     authorize=refuse_some if REFUSED else None,
     max_batch_messages=int(_setting("MAX_BATCH_MESSAGES", "1000")),
 )

@@ -115,11 +115,13 @@ def gunicorn_server(
     app: str = "tests.support.apps:app",
     workers: int = 1,
     worker_class: str = "gevent",
+    server_args: tuple[str, ...] = (),
     **env: str,
 ) -> ServerProcess:
     argv = [
         sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers),
-        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket", app,
+        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--no-control-socket",
+        *server_args, app,
     ]  # fmt: skip
     return ServerProcess(argv, env).start(ready_url=f"http://127.0.0.1:{port}")
 
@@ -139,6 +141,17 @@ def _answers(url: str) -> bool:
     except (requests.ConnectionError, requests.Timeout):  # accepted, workers still booting
         return False
     return True
+
+
+def accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` (one bounded connect)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
