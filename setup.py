@@ -31,7 +31,7 @@ setup(
     package_data={"wsgi_push": ["static/*", "py.typed"]},
     # Only what the package imports: gevent (greenlet comes with it). Flask,
     # redis and gunicorn are imported only by the modules of their extras.
-    install_requires=["gevent>=23.9"],
+    install_requires=["gevent>=23.9.1,<27"],  # the range .ci/run tests: docs/hardening.md
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],

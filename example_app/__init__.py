@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # A short heartbeat, so a closed chat tab shows up as "offline" quickly:
     # the server only notices a vanished client when it writes to it.
     "PUSH_HEARTBEAT": 5.0,
+    # Flask reads a request body whole: without a bound, one 200 MiB POST
+    # costs that much memory. The demos' bodies are a few hundred bytes.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
 }
 
 

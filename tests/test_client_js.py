@@ -272,6 +272,24 @@ def test_named_events_reach_named_handlers(page: Any, live: ServerProcess, trans
     assert page.evaluate("subscription.lastId") == 4
 
 
+def test_handlers_named_error_and_open_never_hear_connection_events(
+    page: Any, live: ServerProcess
+) -> None:
+    """EventSource fires ``open`` and ``error`` for its connection; a page's
+    onEvent handlers of those names must not take them for published events
+    (the server refuses those names, so none can be published)."""
+    channel = "connection-events"
+    open_client(page, live, channel, transport="sse", events=["error", "open", "headline"])
+    wait_for(page, "opens >= 1")
+    requests.post(live.url + "/_test/cut", timeout=5)
+    wait_for(page, "opens >= 2")  # reconnected: an error and an open event went by
+    fresh = publish(live.url, channel, "after the cut", event="headline")
+    wait_for(page, "named.length >= 1")
+    assert page.evaluate("named.map((m) => [m.id, m.event, m.data])") == [
+        [fresh, "headline", "after the cut"]
+    ]
+
+
 def test_sse_recovers_when_the_browser_gives_up(page: Any, live: ServerProcess) -> None:
     """A 503 makes EventSource close for good; the client reopens it with
     ``?last_event_id=`` after a back-off and misses nothing."""

@@ -66,6 +66,22 @@ def test_preflight_for_publishing(cors_server: ServerProcess) -> None:
     assert published.headers["Access-Control-Allow-Origin"] == ALLOWED
 
 
+@pytest.mark.parametrize(("path", "methods"), [("stats", "GET"), ("client.js", "GET, HEAD")])
+def test_preflight_for_stats_and_client_script(
+    cors_server: ServerProcess, path: str, methods: str
+) -> None:
+    response = requests.options(
+        f"{cors_server.url}/push/{path}",
+        headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET"},
+        timeout=5,
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Methods"] == methods
+    refused = requests.delete(f"{cors_server.url}/push/{path}", timeout=5)
+    assert refused.status_code == 405 and refused.headers["Allow"] == f"{methods}, OPTIONS"
+
+
 def test_errors_carry_cors_headers_so_pages_can_read_them(cors_server: ServerProcess) -> None:
     response = requests.get(
         f"{cors_server.url}/push/sse/..bad/x", headers={"Origin": ALLOWED}, timeout=5

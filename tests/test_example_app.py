@@ -115,6 +115,18 @@ def test_feed_refuses_a_bad_rate(example: ServerProcess) -> None:
         assert requests.post(example.url + "/feed/rate", json=body, timeout=5).status_code == 400
 
 
+def test_oversized_bodies_are_refused_unread(example: ServerProcess) -> None:
+    """Declared or chunked, a body over the app's limit is refused, not held in memory."""
+    big = b'{"rate": 1, "pad": "' + b"x" * (1 << 20) + b'"}'
+    url, headers = example.url + "/feed/rate", {"Content-Type": "application/json"}
+    declared = requests.post(url, data=big, headers=headers, timeout=5)
+    chunked = requests.post(url, data=iter([big]), headers=headers, timeout=5)
+    assert declared.status_code == 413
+    # Chunked: werkzeug reads up to the limit, and the cut JSON is refused.
+    assert chunked.status_code in (400, 413)
+    assert requests.post(url, json={"rate": 1}, timeout=5).ok
+
+
 def test_chat_users_see_each_other_and_presence(new_page: Any, example: ServerProcess) -> None:
     """Presence counts come from on_subscribe/on_unsubscribe: ann alone is 1
     online, bob makes 2, and when bob leaves ann sees him go, 1 left."""

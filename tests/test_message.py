@@ -22,20 +22,41 @@ def test_invalid_channel_names_are_refused(name: str) -> None:
         check_channel(name)
 
 
-def test_event_defaults_to_message_and_refuses_line_breaks_and_gap() -> None:
+def test_event_defaults_to_message_and_refuses_line_breaks_and_reserved_names() -> None:
     assert check_event(None) == "message"
     assert check_event("headline") == "headline"
-    for bad in ["", "a\nb", "a\rb", "x" * 65, "gap", 3]:
+    for bad in ["", "a\nb", "a\rb", "x" * 65, "gap", "error", "open", 3]:
         with pytest.raises(ValueError):
             check_event(bad)  # type: ignore[arg-type]
+    # Reserved exactly and case-sensitively.
+    assert [check_event(name) for name in ["Gap", "ERROR", "Open", "opened"]] == [
+        "Gap", "ERROR", "Open", "opened"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("event", ["\ud800", "a\udfffb", "\udc00" * 3])
+def test_event_names_with_lone_surrogates_are_refused_without_echo(event: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        check_event(event)
+    str(refused.value).encode("utf-8")  # the message itself encodes
+
+
+def test_event_name_is_stored_as_a_plain_str() -> None:
+    class Name(str):
+        def __format__(self, spec: str) -> str:
+            return "x\ndata: injected"
+
+    stored = check_event(Name("headline"))
+    assert type(stored) is str and f"{stored}" == "headline"
 
 
 def test_data_must_be_json() -> None:
     assert check_data({"a": [1, "b"]}) == '{"a":[1,"b"]}'
     assert check_data("caf\u00e9") == '"caf\u00e9"'
-    for bad in [object(), float("nan"), {1j: 2}, "\ud800"]:
-        with pytest.raises(ValueError, match="JSON"):
+    for bad in [object(), float("nan"), {1j: 2}, 10**5000, "\ud800", {"\udc80": 1}, ["\udfff"]]:
+        with pytest.raises(ValueError, match="JSON") as refused:
             check_data(bad)
+        str(refused.value).encode("utf-8")  # never echoes a lone surrogate
 
 
 def test_message_encodes_once_per_encoder() -> None:

@@ -4,6 +4,7 @@ input answered with the contract's JSON error while nothing else is disturbed.""
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -141,6 +142,25 @@ def test_oversized_body_is_refused_from_content_length_before_reading(
     assert head.startswith(b"HTTP/1.1 413")
 
 
+@pytest.mark.parametrize("declared", [b"21 ", b"21\t", b" 21  "])
+def test_content_length_with_optional_whitespace_is_read(
+    server: ServerProcess, declared: bytes
+) -> None:
+    """RFC 9110 allows whitespace around a field value."""
+    body = b'{"data":"whitespace"}'
+    assert len(body) == 21
+    response = raw_response(
+        server.url,
+        b"POST /push/publish/ows HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+        + BEARER.encode()
+        + b"\r\nContent-Length:"
+        + declared
+        + b"\r\n\r\n"
+        + body,
+    )
+    assert response.startswith(b"HTTP/1.1 201"), response
+
+
 def test_oversized_body_is_refused(server: ServerProcess) -> None:
     big = json.dumps({"data": "x" * 70_000}).encode()
     status, _, body = send(server.url, "POST", "/push/publish/c", big, Authorization=BEARER)
@@ -185,6 +205,39 @@ def test_bad_requests_disturb_no_one_and_lose_nothing(server: ServerProcess) -> 
         assert (event.id, event.data) == (str(fresh), "after the noise")
     answer = requests.get(f"{server.url}/push/poll/steady?since=0", timeout=5).json()
     assert item_ids(answer["messages"]) == [*kept, fresh]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data":"x","event":"\\ud800"}',
+        b'{"data":"x","event":"a\\udfffb"}',
+        b'{"data":"\\ud800"}',
+        b'{"data":{"\\udc00":1}}',
+        b'{"data":["ok","\\udbff"]}',
+        b'{"data":"x","event":"error"}',
+        b'{"data":"x","event":"open"}',
+    ],
+)
+def test_unencodable_or_reserved_publishes_are_refused_and_the_channel_works(
+    server: ServerProcess, body: bytes
+) -> None:
+    """A lone surrogate (in the event name, a string or a key) or a reserved
+    event name is refused; the error doesn't echo it, and the channel keeps
+    answering on every transport."""
+    channel = f"poison-{zlib.crc32(body)}"
+    status, headers, answer = send(
+        server.url, "POST", f"/push/publish/{channel}", body, Authorization=BEARER
+    )
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    error = json.loads(answer)["error"]
+    assert b"\\u" not in answer and all(not 0xD800 <= ord(char) <= 0xDFFF for char in error)
+    fresh = publish(server.url, channel, "after", event="Error")  # case-sensitive: allowed
+    poll = requests.get(f"{server.url}/push/poll/{channel}?since=0&timeout=0", timeout=5)
+    assert poll.status_code == 200 and item_ids(poll.json()["messages"]) == [fresh]
+    with requests.get(f"{server.url}/push/sse/{channel}?since=0", stream=True, timeout=5) as sse:
+        event = next(sse_events(sse))
+    assert (event.id, event.event, event.data) == (str(fresh), "Error", "after")
 
 
 def test_client_script_is_cached_with_etag(server: ServerProcess) -> None:

@@ -7,7 +7,7 @@ import time
 import gevent
 from gevent.hub import get_hub
 
-from wsgi_push.brokers.signals import Signals, Spot, WaitResult
+from wsgi_push.brokers.signals import Signals, Spot, WaitResult, _resume
 
 
 def test_a_reused_spot_times_out_then_wakes_on_notify() -> None:
@@ -33,7 +33,8 @@ def test_a_stale_wake_up_of_a_reused_spot_keeps_it_parked() -> None:
     signals, spot, state = Signals(), Spot(5.0), {"ready": False}
     waiter = gevent.spawn(signals.wait, {"c": 0}, lambda channel, position: state["ready"], spot)
     gevent.sleep(0)
-    get_hub().loop.run_callback(spot.waiter.switch, None)  # the stale resume
+    # The stale resume: the callback of a notify taken during the spot's previous wait.
+    get_hub().loop.run_callback(_resume, {spot: spot.wait_number - 1}, None)
     gevent.idle()  # until the hub has run every pending callback, the stale resume included
     assert not waiter.dead and signals.has_waiters("c")
     state["ready"] = True

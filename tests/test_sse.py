@@ -98,6 +98,26 @@ def test_last_event_id_header_wins_over_query(server: ServerProcess) -> None:
         assert next(events).id == "2"
 
 
+def test_since_is_read_after_the_header_and_last_event_id(server: ServerProcess) -> None:
+    """``since`` (the other transports' name) resumes SSE too, last in line."""
+    cases = [("?since=2", {}, "3"), ("?since=2&last_event_id=1", {}, "2")]
+    cases.append(("?since=1", {"Last-Event-ID": "3"}, "4"))
+    for number, (query, headers, first_id) in enumerate(cases):
+        channel = f"since-sse-{number}"
+        for n in range(5):
+            publish(server.url, channel, n)
+        url = f"{server.url}/push/sse/{channel}{query}"
+        with requests.get(url, headers=headers, stream=True, timeout=5) as response:
+            # One more after subscribing: a position ignored shows as id 6, not a hang.
+            publish(server.url, channel, "later")
+            assert next(sse_events(response)).id == first_id, query
+    base = f"{server.url}/push/sse/since-sse-0"
+    refused = requests.get(f"{base}?since=x", timeout=5)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "since must be a non-negative integer"
+    }
+
+
 def test_heartbeat_comments_while_idle(server: ServerProcess) -> None:
     """The test server's heartbeat is 0.5 s: comments arrive about that often."""
     parser = SSEParser()

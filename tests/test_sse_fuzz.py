@@ -20,9 +20,15 @@ from hypothesis import strategies as st
 from tests.support.clients import SSEEvent, SSEParser
 from tests.support.fuzz import LINE_BREAKS, event_names, fuzz_settings, json_values, texts
 from wsgi_push import MemoryBroker
+from wsgi_push.errors import BadRequest
 from wsgi_push.message import Gap, Message, check_data, check_event, dumps
+from wsgi_push.responses import error_response
 from wsgi_push.transports import sse, stream
-from wsgi_push.transports.poll import encode_poll_body
+from wsgi_push.transports.poll import (
+    encode_multiplexed_poll_body,
+    encode_poll_body,
+    select_multiplexed,
+)
 
 CHANNEL = "fuzz"
 
@@ -39,6 +45,27 @@ surrogate_payloads = st.one_of(
     surrogate_texts.map(lambda text: [1, text]),
     surrogate_texts.map(lambda text: {"text": text}),
     surrogate_texts.map(lambda text: {text: "key"}),
+)
+
+# Anything a publisher may hand over: any code point (lone surrogates
+# included) in names, strings and keys, and values JSON can't carry.
+any_texts = st.one_of(texts, surrogate_texts, st.text(st.characters(codec=None), max_size=8))
+any_payloads = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | any_texts
+    | st.sampled_from([b"bytes", 1j, object(), {1, 2}]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(any_texts | st.integers() | st.none(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+any_event_names = st.one_of(
+    event_names, any_texts, st.sampled_from(["gap", "error", "open", "Error", "message"])
 )
 
 
@@ -194,3 +221,37 @@ def test_lone_surrogates_are_refused_at_publish(payload: Any, event: str | None)
     with pytest.raises(ValueError):
         broker.publish(CHANNEL, payload, event)
     assert broker.last_id(CHANNEL) == 0
+
+
+@fuzz_settings(300)
+@given(payload=any_payloads, event=st.none() | any_event_names)
+def test_every_publish_is_refused_or_encodes_on_every_transport(
+    payload: Any, event: str | None
+) -> None:
+    """No message that publish() accepts can fail to encode later (it would
+    break its channel for every subscriber); a refusal is a ValueError whose
+    400 answer encodes too."""
+    broker = MemoryBroker()
+    try:
+        message = published(payload, event, broker)
+    except ValueError as refused:
+        assert error_response(BadRequest(str(refused)))[2]  # encodes, echoes nothing unencodable
+        assert broker.last_id(CHANNEL) == 0
+        return
+    assert message.event not in ("gap", "error", "open")
+    parsed, _ = parse_sse(sse.encode_message(message), [])
+    assert [(event.event, event.id) for event in parsed] == [(message.event, "1")]
+    assert json.loads(stream.encode_message(message))["event"] == message.event
+    body = json.loads(encode_poll_body(CHANNEL, broker.read(CHANNEL, 0)))
+    assert body["messages"] == [json.loads(message.json_bytes())]
+    # The multiplexed forms: channel-tagged on every transport.
+    tagged = {"channel": CHANNEL, **json.loads(message.json_bytes())}
+    raw = sse.encode_tagged_message(message) + sse.encode_position(f"{message.id},0")
+    parsed, _ = parse_sse(raw, [])
+    assert [(event.event, json.loads(event.data)) for event in parsed] == [(message.event, tagged)]
+    assert json.loads(stream.encode_tagged_message(message)) == tagged
+    positions = {CHANNEL: 0, "other": 0}
+    batches = [(CHANNEL, broker.read(CHANNEL, 0)), ("other", broker.read("other", 0))]
+    messages, gaps = select_multiplexed(batches, positions, 10)
+    body = json.loads(encode_multiplexed_poll_body(positions, messages, gaps))
+    assert body["messages"] == [tagged]

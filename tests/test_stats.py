@@ -18,7 +18,9 @@ def stats(server: ServerProcess) -> dict[str, object]:
 
 
 def test_stats_need_the_token(server: ServerProcess) -> None:
-    assert requests.get(f"{server.url}/push/stats", timeout=5).status_code == 401
+    missing = requests.get(f"{server.url}/push/stats", timeout=5)
+    assert missing.status_code == 401
+    assert missing.json() == {"error": "stats need 'Authorization: Bearer <token>'"}
     wrong = requests.get(
         f"{server.url}/push/stats", headers={"Authorization": "Bearer nope"}, timeout=5
     )

@@ -1,7 +1,7 @@
 """wsgi_push: server push (SSE, long polling, chunked streaming) for any WSGI app."""
 
 from ._version import __version__
-from .brokers.base import Batch, Broker
+from .brokers.base import Batch, Broker, WaitResult
 from .brokers.memory import MemoryBroker
 from .brokers.redis import RedisBroker
 from .cors import CorsPolicy
@@ -40,6 +40,7 @@ __all__ = [
     "ServiceUnavailable",
     "TooManyChannels",
     "Unauthorized",
+    "WaitResult",
     "__version__",
     "make_server",
     "run_until_signalled",

@@ -51,17 +51,18 @@ class Gate:
                     else "stats need a publish_token or authorize"
                 )
             if self._token is not None:
-                _check_bearer_token(environ, self._token)
+                _check_bearer_token(environ, self._token, action)
 
     def authorized(self, environ: WSGIEnvironment, channel: str, action: str) -> bool:
         """What ``authorize`` says of ``action`` on ``channel`` (yes without one)."""
         return self._authorize is None or bool(self._authorize(environ, channel, action))
 
 
-def _check_bearer_token(environ: WSGIEnvironment, token: bytes) -> None:
+def _check_bearer_token(environ: WSGIEnvironment, token: bytes, action: str) -> None:
     scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise Unauthorized("publishing needs 'Authorization: Bearer <token>'")
+        needing = "publishing needs" if action == PUBLISH else "stats need"
+        raise Unauthorized(f"{needing} 'Authorization: Bearer <token>'")
     # WSGI carries header bytes as latin-1 text: back to the bytes sent.
     # Constant-time comparison: the token is a secret.
     if not hmac.compare_digest(credentials.strip().encode("latin-1", "replace"), token):

@@ -69,6 +69,3 @@ class ClientScript:
             "client.mjs": StaticFile(module_source(), JAVASCRIPT),
             "client.d.ts": StaticFile(static_file("client.d.ts"), TYPESCRIPT),
         }
-
-    def respond(self, environ: WSGIEnvironment, route: str = "client.js") -> Response:
-        return self.files[route].respond(environ)

@@ -18,9 +18,15 @@ GAP_EVENT = "gap"
 MAX_NESTING = 128
 """Deepest nesting of lists and objects a message's data may have."""
 
+RESERVED_EVENTS = frozenset({GAP_EVENT, "error", "open"})
+"""Event names a publisher may not use: ``gap`` is our gap notice, and
+``EventSource`` dispatches ``error`` and ``open`` to its connection handlers."""
+
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-# Event names travel in an SSE field, so no line breaks or other controls.
-_EVENT_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+# Event names travel in an SSE field, so no line breaks or other controls;
+# and no lone surrogate, which UTF-8 can't encode (a stored one would break
+# every later answer on the channel).
+_EVENT_NAME = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{1,64}")
 
 
 def nesting_depth(value: Any) -> int:
@@ -65,10 +71,14 @@ def check_event(event: str | None) -> str:
     if event is None:
         return DEFAULT_EVENT
     if not isinstance(event, str) or not _EVENT_NAME.fullmatch(event):
-        raise ValueError("invalid event name: use 1-64 characters, no control characters")
-    if event == GAP_EVENT:
-        raise ValueError("the event name 'gap' is reserved for gap notices")
-    return event
+        # Never echo the name: it may hold what can't be encoded.
+        raise ValueError(
+            "invalid event name: use 1-64 characters, no control characters or lone surrogates"
+        )
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"the event name {event!r} is reserved ('gap', 'error', 'open')")
+    # A plain str, not a subclass: what is stored must encode as it was checked.
+    return str.__str__(event)
 
 
 def check_data(data: Any) -> str:
@@ -82,9 +92,15 @@ def check_data(data: Any) -> str:
         raise ValueError(f"data is nested deeper than {MAX_NESTING} levels")
     try:
         encoded = dumps(data)
-        encoded.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"data is not JSON-serialisable: {exc}") from None
+    try:
+        encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        # The exception's text would echo the character.
+        raise ValueError(
+            "data is not JSON-serialisable: a string or key holds a lone surrogate"
+        ) from None
     return encoded
 
 

@@ -44,6 +44,7 @@ from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
 from .connections import Connections
 from .cors import CorsPolicy, deprecated_cors_options
+from .disconnect import ON_DISCONNECT, OnDisconnect
 from .errors import (
     BadRequest,
     Forbidden,
@@ -244,16 +245,11 @@ class PushMiddleware:
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
         if route in self.client_script.files:  # client.js, client.mjs, client.d.ts
-            self._check_method(environ, ("GET", "HEAD"))
-            return self.client_script.respond(environ, route)
+            return self._checked(environ, ("GET", "HEAD"), self.client_script.files[route].respond)
         if route == "stats" and self.expose_stats:
-            self._check_method(environ, ("GET",))
-            self.gate.check(environ, "", STATS)
-            return json_response(200, self.stats_snapshot())
+            return self._checked(environ, ("GET",), self._stats)
         if route == "metrics" and self.metrics is not None:
-            self._check_method(environ, ("GET",))
-            self.gate.check(environ, "", STATS)
-            return self.metrics.respond(environ)
+            return self._checked(environ, ("GET",), self._metrics)
         if route == "publish":
             return self._checked(environ, ("POST",), self._publish_many)
         transport, slash, names = route.partition("/")
@@ -282,7 +278,7 @@ class PushMiddleware:
                 self.gate.check(environ, channel, SUBSCRIBE)
             params = query_params(environ)
             if stream_format is None:
-                return self._poll(channels, params, release)
+                return self._poll(channels, params, release, environ.get(ON_DISCONNECT))
             where, cursor = stream_format.requested_cursor(environ, params)
             requested = parse_cursor(cursor, where, len(channels))
             return self._stream(environ, channels, requested, stream_format, release)
@@ -303,6 +299,16 @@ class PushMiddleware:
         return handler(environ)
 
     # Handlers ---------------------------------------------------------------
+
+    def _stats(self, environ: WSGIEnvironment) -> Response:
+        self.gate.check(environ, "", STATS)
+        return json_response(200, self.stats_snapshot())
+
+    def _metrics(self, environ: WSGIEnvironment) -> Response:
+        if self.metrics is None:  # routed here only when configured
+            raise NotFound("no such endpoint")
+        self.gate.check(environ, "", STATS)
+        return self.metrics.respond(environ)
 
     def _ended_stream(self, stream_format: StreamFormat) -> Response:
         """What a draining process answers a new subscriber: a stream that
@@ -363,7 +369,11 @@ class PushMiddleware:
         return status_line(200), self._stream_headers(stream_format), body
 
     def _poll(
-        self, channels: tuple[str, ...], params: dict[str, str], release: Callable[[], None]
+        self,
+        channels: tuple[str, ...],
+        params: dict[str, str],
+        release: Callable[[], None],
+        on_disconnect: OnDisconnect | None,
     ) -> Response:
         requested = parse_cursor(params.get("since"), "since", len(channels))
         timeout = (
@@ -374,7 +384,7 @@ class PushMiddleware:
         limit = self.poll_batch_limit
         try:
             positions = resolve_positions(self.broker, channels, requested)
-            batches = long_poll(self.broker, positions, timeout, limit)
+            batches = long_poll(self.broker, positions, timeout, limit, on_disconnect)
         finally:
             release()
         if len(channels) == 1:

@@ -106,7 +106,9 @@ def read_json_body(environ: WSGIEnvironment, max_bytes: int) -> Any:
     A declared ``Content-Length`` over the limit is refused before reading;
     without one, at most ``max_bytes + 1`` bytes are read to tell.
     """
-    declared = environ.get("CONTENT_LENGTH") or ""
+    # Optional whitespace around a field value is valid (RFC 9110, 5.5);
+    # pywsgi passes it on.
+    declared = (environ.get("CONTENT_LENGTH") or "").strip(" \t")
     if declared:
         if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("Content-Length must be a non-negative integer")

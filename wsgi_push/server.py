@@ -14,13 +14,16 @@ thousands of clients reconnecting at once. :func:`make_server` fixes both::
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.socket
 from gevent import pywsgi
 
+from .disconnect import ON_DISCONNECT, DisconnectWatch
 from .lifecycle import drain_all
 from .stats import PROCESS_COUNTERS
 
@@ -33,6 +36,24 @@ DEFAULT_STOP_TIMEOUT = 5.0
 # Linux grows a socket's send buffer up to 4 MiB: a stuck reader could park
 # that much kernel memory and hide from the send timeout for a long while.
 DEFAULT_SEND_BUFFER = 128 * 1024
+
+
+class PushSocket(gevent.socket.socket):  # type: ignore[misc]
+    """gevent's socket with a ``sendall()`` for small writes.
+
+    A push write (a chunk, a long-poll answer) is small and one ``send()``
+    nearly always takes it whole; gevent's ``sendall()`` first asks the
+    kernel for ``SO_SNDBUF`` on every call. The rest, if any, still goes
+    through ``sendall()``. Overriding the public socket method keeps pywsgi's
+    own write path (and its bookkeeping) untouched.
+    """
+
+    __slots__ = ()
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        sent: int = self.send(data, flags)
+        if sent < len(data):
+            super().sendall(memoryview(data)[sent:], flags)
 
 
 class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
@@ -49,9 +70,21 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
     # request lines and headers still parse, in more reads.
     read_buffer = 1024
     code: int  # set by pywsgi per response
+    rfile: io.IOBase
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
-        super().__init__(sock, address, server, rfile=sock.makefile("rb", self.read_buffer))
+        super().__init__(sock, address, server)
+        # pywsgi's rfile= argument is deprecated: replace its reader instead
+        # (closed, or the socket's close would wait for it).
+        self.rfile.close()
+        self.rfile = sock.makefile("rb", self.read_buffer)
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        # A parked long poll watches the socket through this and ends as
+        # soon as its client closes, freeing its connection slot.
+        environ[ON_DISCONNECT] = DisconnectWatch(self.socket)
+        return environ
 
     def read_requestline(self) -> str:
         # A closed server takes no further request on a kept-alive connection,
@@ -64,28 +97,6 @@ class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
             return super().read_requestline()  # type: ignore[no-any-return]
         finally:
             waiting.discard(gevent.getcurrent())
-
-    def _write(self, data: bytes) -> None:
-        if data and self.response_use_chunked:
-            # One bytes object per chunk (pywsgi builds a bytearray in three steps).
-            self._sendall(b"%x\r\n%s\r\n" % (len(data), data))
-        else:
-            super()._write(data)
-
-    def _sendall(self, data: bytes) -> None:
-        # A push chunk is small and one send() nearly always takes it whole;
-        # gevent's sendall() asks the kernel for SO_SNDBUF on every call
-        # before sending. The rest, if any, still goes through sendall().
-        try:
-            sent = self.socket.send(data)
-            if sent < len(data):
-                self.socket.sendall(memoryview(data)[sent:])
-        except OSError as error:
-            self.status = f"socket error: {error}"
-            if self.code > 0:
-                self.code = -self.code  # pywsgi's mark for "never fully sent"
-            raise
-        self.response_length += len(data)
 
     def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
         if self.headers_sent and issubclass(exc_type, TimeoutError):
@@ -128,6 +139,7 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
         gevent.killall(list(self.handlers), timeout=1)
 
     def handle(self, sock: socket.socket, address: Any) -> None:
+        sock = PushSocket(fileno=sock.detach())
         self.tune_socket(sock, self.send_timeout, self.send_buffer)
         handler = gevent.getcurrent()
         self.handlers.add(handler)

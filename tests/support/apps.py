@@ -127,6 +127,12 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
                 "pid": os.getpid(),
                 "connections": dict(push.connections.open_by_transport),
                 "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet)),
+                # This request's socket timeout, where the server names the socket.
+                "socket_timeout": (
+                    environ["gunicorn.socket"].gettimeout()
+                    if "gunicorn.socket" in environ
+                    else None
+                ),
             }
         ).encode()
         start_response("200 OK", [("Content-Type", "application/json")])

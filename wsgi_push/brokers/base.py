@@ -167,7 +167,8 @@ class Broker(ABC):
         if spot is None:
             with closing(Spot(timeout)) as own_spot:
                 return self.signals.wait(positions, self._behind, own_spot)
-        spot.set_timeout(timeout)
+        if spot.timeout != timeout:
+            spot.set_timeout(timeout)
         return self.signals.wait(positions, self._behind, spot)
 
     def pause(

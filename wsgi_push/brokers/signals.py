@@ -51,14 +51,16 @@ class Spot:
     the CPU of a fan-out to 5,000 subscribers). :meth:`close` when done.
     """
 
-    __slots__ = ("hub", "waiter", "timeout", "woken", "joined", "_timer")
+    __slots__ = ("hub", "waiter", "timeout", "woken", "joined", "wait_number", "_timer")
 
     def __init__(self, timeout: float | None) -> None:
         self.hub: Hub = get_hub()
         self.waiter = Waiter(self.hub)
         self.woken = False
-        # The waiting sets of the current wait (see :meth:`Signals.wait`).
-        self.joined: list[dict[Spot, None]] = []
+        # The waiting sets of the current wait, and its number: a wake-up
+        # meant for an earlier wait of this spot is dropped (Signals.wait).
+        self.joined: list[dict[Spot, int]] = []
+        self.wait_number = 0
         self.timeout: float | None = None
         self._timer = None
         self.set_timeout(timeout)
@@ -114,7 +116,8 @@ class Signals:
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[str, dict[Spot, None]] = {}
+        # channel -> {spot: the number of the wait it is parked in}
+        self._waiting: dict[str, dict[Spot, int]] = {}
         self._lock = allocate_lock()
         # The hub every spot so far parked on; None once spots of several
         # hubs (threads) have parked, and each wake-up sorts them by hub.
@@ -131,54 +134,53 @@ class Signals:
         """
         if spot.woken:
             return WaitResult.WOKEN
+        if spot.hub is not self._only_hub:
+            self._note_hub(spot.hub)
+        spot.wait_number = number = spot.wait_number + 1
         joined = spot.joined
         waiting_by_channel = self._waiting
         with self._lock:
-            if spot.hub is not self._only_hub and self._hubs_seen < 2:
-                self._hubs_seen += 1
-                self._only_hub = spot.hub if self._hubs_seen == 1 else None
             for channel in positions:
                 waiting = waiting_by_channel.get(channel)
                 if waiting is None:
                     waiting = waiting_by_channel[channel] = {}
-                waiting[spot] = None
+                waiting[spot] = number
                 joined.append(waiting)
+        resumed_by = _TIMED_OUT
         try:
             # Looked at once registered: a publish from another thread in
             # between then still finds this spot to wake.
             for channel, position in positions.items():
                 if behind(channel, position):
                     return WaitResult.MESSAGE
-            while True:
-                if spot.park() is _TIMED_OUT:
-                    return WaitResult.TIMEOUT
-                if spot.woken:
-                    return WaitResult.WOKEN
-                if self._taken(positions, joined):
-                    for channel, position in positions.items():
-                        if behind(channel, position):
-                            return WaitResult.MESSAGE
-                    return WaitResult.WOKEN
-                # Every set still in place: the wake-up was meant for an
-                # earlier wait of this reused spot. Park again.
+            resumed_by = spot.park()
+            if resumed_by is None:  # a notify of one of the channels
+                return WaitResult.MESSAGE
+            return WaitResult.TIMEOUT if resumed_by is _TIMED_OUT else WaitResult.WOKEN
         finally:
-            with self._lock:
-                # A set a notify has taken is never touched again.
-                waiting_by_channel = self._waiting
-                for channel, waiting in zip(positions, joined, strict=True):
-                    if waiting_by_channel.get(channel) is waiting:
-                        del waiting[spot]
-                        if not waiting:
-                            del waiting_by_channel[channel]
+            # A notify took the one set joined: nothing to leave (the usual
+            # wake-up of a single-channel subscriber).
+            if resumed_by is not None or len(joined) > 1:
+                self._leave(positions, spot)
             joined.clear()
 
-    def _taken(self, channels: Iterable[str], joined: list[dict[Spot, None]]) -> bool:
-        """Whether a notify took any of the sets a wait joined."""
-        waiting_by_channel = self._waiting
-        for channel, waiting in zip(channels, joined, strict=True):
-            if waiting_by_channel.get(channel) is not waiting:
-                return True
-        return False
+    def _leave(self, channels: Iterable[str], spot: Spot) -> None:
+        """Take ``spot`` out of the sets it joined that no notify has taken
+        (those are never touched again: a hub callback iterates them)."""
+        with self._lock:
+            waiting_by_channel = self._waiting
+            for channel, waiting in zip(channels, spot.joined, strict=False):
+                if waiting_by_channel.get(channel) is waiting:
+                    del waiting[spot]
+                    if not waiting:
+                        del waiting_by_channel[channel]
+
+    def _note_hub(self, hub: Hub) -> None:
+        """Keep :attr:`_only_hub` while every spot parks on one hub."""
+        with self._lock:
+            if self._hubs_seen < 2 and hub is not self._only_hub:
+                self._hubs_seen += 1
+                self._only_hub = hub if self._hubs_seen == 1 else None
 
     def has_waiters(self, channel: str) -> bool:
         return channel in self._waiting
@@ -188,27 +190,27 @@ class Signals:
         with self._lock:
             waiting = self._waiting.pop(channel, None)
         if waiting:
-            self._resume(waiting)
+            self._resume(waiting, None)
 
     def notify_all(self) -> None:
-        """Wake every parked spot (used to end connections)."""
+        """Wake every parked spot with nothing new (used to end connections)."""
         with self._lock:
             everything, self._waiting = self._waiting, {}
         for waiting in everything.values():
-            self._resume(waiting)
+            self._resume(waiting, _WOKEN)
 
-    def _resume(self, spots: dict[Spot, None]) -> None:
-        """Resume ``spots``: one callback on the hub they share (the usual
-        case, one server thread), else one per hub."""
+    def _resume(self, spots: dict[Spot, int], value: object) -> None:
+        """Resume ``spots`` with ``value``: one callback on the hub they share
+        (the usual case, one server thread), else one per hub."""
         only_hub = self._only_hub
         if only_hub is not None:
-            _run_on_hub(only_hub, _resume, spots)
+            _run_on_hub(only_hub, _resume, spots, value)
             return
-        by_hub: dict[Hub, dict[Spot, None]] = {}
-        for spot in spots:
-            by_hub.setdefault(spot.hub, {})[spot] = None
+        by_hub: dict[Hub, dict[Spot, int]] = {}
+        for spot, number in spots.items():
+            by_hub.setdefault(spot.hub, {})[spot] = number
         for hub, own in by_hub.items():
-            _run_on_hub(hub, _resume, own)
+            _run_on_hub(hub, _resume, own, value)
 
 
 def _run_on_hub(hub: Hub, function: Callable[..., object], *args: object) -> None:
@@ -219,9 +221,12 @@ def _run_on_hub(hub: Hub, function: Callable[..., object], *args: object) -> Non
         hub.loop.run_callback_threadsafe(function, *args)
 
 
-def _resume(spots: dict[Spot, None]) -> None:
-    """Resume each spot (runs in its hub). One that is no longer parked (its
-    timer woke it first) only stores the value, which its next ``park()``
-    clears."""
-    for spot in spots:
-        spot.waiter.switch(None)
+def _resume(spots: dict[Spot, int], value: object) -> None:
+    """Resume each spot still in the wait it was notified for (runs in its
+    hub): ``None`` for a notify, ``_WOKEN`` to end connections. One that has
+    moved on to a later wait (its timer woke it first) is left alone; one
+    whose wait ended but that hasn't parked again only stores the value,
+    which its next ``park()`` clears."""
+    for spot, number in spots.items():
+        if spot.wait_number == number:
+            spot.waiter.switch(value)

@@ -137,16 +137,25 @@ def follow(
     While the broker is unavailable it keeps heartbeating and retries.
     """
     yield opening
-    broker, positions = subscription.broker, subscription.positions
+    broker, positions, stats = subscription.broker, subscription.positions, subscription.stats
     channels = tuple(positions)
+    multiplexed = len(channels) > 1
+    [first_channel, *_] = channels
     heartbeat, ending = subscription.heartbeat, subscription.ending
     spot = broker.waiting_spot(heartbeat)
-    read_pending = _read_multiplexed if subscription.multiplexed else _read_single
     to_read = channels
     try:
         while not ending():
             try:
-                chunk = read_pending(subscription, stream_format, to_read)
+                if multiplexed:
+                    chunk = _read_multiplexed(subscription, stream_format, to_read)
+                else:  # the hot path of a fan-out, inline
+                    batch = broker.read(first_channel, positions[first_channel])
+                    chunk = b""
+                    if batch:
+                        positions[first_channel] = batch.last_id
+                        stats.record(batch)
+                        chunk = stream_format.encode_batch(batch)
             except BrokerUnavailable:
                 # Keep the subscriber: heartbeat through the outage, read again after.
                 # The pause is a broker wait, so ending connections cuts it short.
@@ -161,27 +170,19 @@ def follow(
             result = broker.wait(positions, heartbeat, spot)
             if result is WaitResult.TIMEOUT:
                 yield stream_format.heartbeat
-            if result is WaitResult.WOKEN or len(channels) == 1:
-                to_read = channels
-            else:  # only the channels with news (or that the broker can't tell of)
-                to_read = tuple(c for c in channels if broker.behind(c, positions[c]))
+            if multiplexed:
+                # Only the channels with news, or that the broker can't tell of.
+                to_read = (
+                    channels
+                    if result is WaitResult.WOKEN
+                    else tuple(
+                        channel
+                        for channel in channels
+                        if broker.behind(channel, positions[channel])
+                    )
+                )
     finally:
         spot.close()
-
-
-def _read_single(
-    subscription: Subscription, stream_format: StreamFormat, channels: tuple[str, ...]
-) -> bytes:
-    """Read the one channel after its position; encode what came and move
-    the position past it."""
-    [channel] = channels
-    positions = subscription.positions
-    batch = subscription.broker.read(channel, positions[channel])
-    if not batch:
-        return b""
-    positions[channel] = batch.last_id
-    subscription.stats.record(batch)
-    return stream_format.encode_batch(batch)
 
 
 def _read_multiplexed(

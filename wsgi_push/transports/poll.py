@@ -8,7 +8,8 @@ from itertools import islice
 from operator import attrgetter
 from typing import Any
 
-from ..brokers.base import Batch, Broker
+from ..brokers.base import Batch, Broker, WaitResult
+from ..disconnect import OnDisconnect
 from ..message import Message, dumps
 from .base import format_cursor
 
@@ -16,18 +17,34 @@ _published_at = attrgetter("published_at")
 
 
 def long_poll(
-    broker: Broker, positions: dict[str, int], timeout: float, limit: int
+    broker: Broker,
+    positions: dict[str, int],
+    timeout: float,
+    limit: int,
+    on_disconnect: OnDisconnect | None = None,
 ) -> list[tuple[str, Batch]]:
     """Read every channel after its position; if nothing is anywhere, wait up
     to ``timeout`` once and read again.
 
     A wake-up without a message (the server is ending connections) answers
-    early with empty batches; the client simply polls again.
+    early with empty batches; the client simply polls again. With the
+    server's ``on_disconnect`` hook (see :mod:`wsgi_push.disconnect`), a
+    client that closes wakes the wait at once, so its slot is freed.
     """
     batches = _read_all(broker, positions, limit)
     if timeout <= 0 or any(batch for _, batch in batches):
         return batches
-    broker.wait(positions, timeout)
+    if on_disconnect is None:
+        broker.wait(positions, timeout)
+        return _read_all(broker, positions, limit)
+    spot = broker.waiting_spot(timeout)
+    cancel = on_disconnect(spot.wake)
+    try:
+        if broker.wait(positions, timeout, spot) is WaitResult.WOKEN:
+            return batches  # ending, or the client left: answer what we have (nothing)
+    finally:
+        cancel()
+        spot.close()
     return _read_all(broker, positions, limit)
 
 
