@@ -28,7 +28,10 @@ setup(
     },
     python_requires=">=3.10",
     packages=find_packages(include=["wsgi_push", "wsgi_push.*"]),
-    package_data={"wsgi_push": ["static/*", "py.typed"]},
+    package_data={
+        "wsgi_push": ["static/*", "py.typed"],
+        "wsgi_push.brokers.redis": ["lua/*.lua"],
+    },
     # Only what the package imports: gevent (greenlet comes with it). Flask,
     # redis and gunicorn are imported only by the modules of their extras.
     install_requires=["gevent>=23.9.1,<27"],  # the range .ci/run tests: docs/hardening.md

@@ -24,9 +24,11 @@ import requests
 
 from tests.support.clients import (
     AUTH,
+    Cursor,
     ItemParser,
     item_ids,
     items,
+    multiplexed_items,
     poll_answer_items,
     publish,
     stream_request,
@@ -283,8 +285,16 @@ def subscribe(pinned: Pinned, transport: str, channel: str, after: int) -> Subsc
     return Subscriber(pinned, transport, channel, after)
 
 
-def expected(first: int, last: int) -> list[dict[str, Any]]:
-    return [{"id": n, "event": "message", "data": {"n": n}} for n in range(first, last + 1)]
+def open_channel(base_url: str, channel: str) -> int:
+    """Publish a channel's first message, ``{"n": 0}``, and return its id:
+    the zero that a test counts ids from (a channel's first id comes from
+    Redis's clock, see docs/redis.md)."""
+    return publish(base_url, channel, {"n": 0})
+
+
+def expected(zero: int, first: int, last: int) -> list[dict[str, Any]]:
+    """Messages ``{"n": first}`` .. ``{"n": last}`` with ids counted from ``zero``."""
+    return [{"id": zero + n, "event": "message", "data": {"n": n}} for n in range(first, last + 1)]
 
 
 def test_subscribers_on_every_worker_get_every_message_in_order(cluster: ServerProcess) -> None:
@@ -292,8 +302,9 @@ def test_subscribers_on_every_worker_get_every_message_in_order(cluster: ServerP
     burst of publishes every long poller is parked in a request on its worker,
     so the burst wakes it and it polls again with ``since=<last id>``."""
     channel = "everyone"
-    streams = [Subscriber(p, t, channel, 0) for t in STREAMING for p in pin_each(cluster, 3)]
-    pollers = [Poller(p, channel, 0) for p in pin_each(cluster, 3)]
+    zero = open_channel(cluster.url, channel)
+    streams = [Subscriber(p, t, channel, zero) for t in STREAMING for p in pin_each(cluster, 3)]
+    pollers = [Poller(p, channel, zero) for p in pin_each(cluster, 3)]
     for group in (streams[:3], streams[3:], pollers):
         assert len({client.pid for client in group}) == 3, "one of each on every worker"
 
@@ -304,29 +315,30 @@ def test_subscribers_on_every_worker_get_every_message_in_order(cluster: ServerP
         )
 
     with ThreadPoolExecutor(len(pollers)) as pool:
-        polled = [pool.submit(poller.take_through, 30) for poller in pollers]
+        polled = [pool.submit(poller.take_through, zero + 30) for poller in pollers]
         for first in range(1, 31, 5):
             wait_until(every_poller_parked, 10, "every poller to wait in a long poll")
             for n in range(first, first + 5):
-                assert publish(cluster.url, channel, {"n": n}) == n
+                assert publish(cluster.url, channel, {"n": n}) == zero + n
         results = [future.result(timeout=DEADLINE + 5) for future in polled]
     for poller, result in zip(pollers, results, strict=True):
-        assert result == expected(1, 30), ("poll", poller.pid)
+        assert result == expected(zero, 1, 30), ("poll", poller.pid)
         assert poller.answers_with_messages >= 6, "every burst woke a waiting long poll"
     for stream in streams:
-        assert stream.take_through(30) == expected(1, 30), (stream.transport, stream.pid)
+        assert stream.take_through(zero + 30) == expected(zero, 1, 30), stream.transport
     # Exactly once: the next thing anyone receives is the next message.
-    assert publish(cluster.url, channel, {"n": 31}) == 31
+    assert publish(cluster.url, channel, {"n": 31}) == zero + 31
     for client in [*streams, *pollers]:
-        assert client.take(1) == expected(31, 31), (client.transport, client.pid)
+        assert client.take(1) == expected(zero, 31, 31), (client.transport, client.pid)
         client.close()
 
 
-def test_publishers_in_three_processes_get_ids_1_to_3000(
+def test_publishers_in_three_processes_get_3000_consecutive_ids(
     cluster: ServerProcess, redis_server: RedisServer
 ) -> None:
     channel = "race"
-    subscriber = Subscriber(pin(cluster), "stream", channel, 0)
+    zero = open_channel(cluster.url, channel)
+    subscriber = Subscriber(pin(cluster), "stream", channel, zero)
     publishers = [
         subprocess.Popen(
             [sys.executable, "-c", _PUBLISHER, redis_server.url, channel, str(index)],
@@ -350,10 +362,10 @@ def test_publishers_in_three_processes_get_ids_1_to_3000(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
-    assert sorted(sum(results, [])) == list(range(1, 3001))
+    assert sorted(sum(results, [])) == list(range(zero + 1, zero + 3001))
     received = subscriber.take(3000, timeout=60)
     subscriber.close()
-    assert item_ids(received) == list(range(1, 3001))
+    assert item_ids(received) == list(range(zero + 1, zero + 3001))
     assert sorted((item["data"]["p"], item["data"]["k"]) for item in received) == [
         (p, k) for p in range(3) for k in range(1000)
     ]
@@ -410,9 +422,11 @@ def test_subscriber_moved_to_another_worker_mid_stream_loses_nothing(
     assert resumed.pid != client.pid
     if seen[-1]["id"] < last_published:
         seen += resumed.take_through(last_published)
-    assert seen == expected(1, last_published), transport
-    assert publish(cluster.url, channel, {"n": last_published + 1}) == last_published + 1
-    assert resumed.take(1) == expected(last_published + 1, last_published + 1), "exactly once"
+    assert seen == publisher.items(last_published), transport
+    zero = publisher.id_of(0)
+    n = publisher.published + 1
+    assert publish(cluster.url, channel, {"n": n}) == last_published + 1
+    assert resumed.take(1) == expected(zero, n, n), "exactly once"
     resumed.close()
 
 
@@ -421,13 +435,14 @@ def test_publish_to_receive_latency_across_processes(
 ) -> None:
     """Publish over HTTP through one worker, receive over SSE on another."""
     channel = "latency"
-    subscriber = Subscriber(pin(cluster), "sse", channel, 0)
+    zero = open_channel(cluster.url, channel)
+    subscriber = Subscriber(pin(cluster), "sse", channel, zero)
     publisher = pin(cluster, lambda pid: pid != subscriber.pid)
     latencies = []
     for n in range(1, 301):
         started = time.perf_counter()
-        assert publisher.publish(channel, {"n": n}) == n
-        assert subscriber.take(1) == expected(n, n)
+        assert publisher.publish(channel, {"n": n}) == zero + n
+        assert subscriber.take(1) == expected(zero, n, n)
         latencies.append(time.perf_counter() - started)
     subscriber.close()
     publisher.close()
@@ -458,20 +473,21 @@ def test_killed_listeners_cost_latency_never_data(
         return count
 
     published = 0
+    zero = outside.publish(channel, {"n": 0})
 
     def publish_next() -> None:
         nonlocal published
         published += 1
-        assert outside.publish(channel, {"n": published}) == published
+        assert outside.publish(channel, {"n": published}) == zero + published
 
     held_down, raced, per_race = 5, 5, 2
     total = held_down + raced * per_race
-    streams = [Subscriber(p, t, channel, 0) for t in STREAMING for p in pin_each(cluster, 3)]
-    pollers = [Poller(p, channel, 0) for p in pin_each(cluster, 3)]
+    streams = [Subscriber(p, t, channel, zero) for t in STREAMING for p in pin_each(cluster, 3)]
+    pollers = [Poller(p, channel, zero) for p in pin_each(cluster, 3)]
     wait_until(lambda: listeners() == 3, 10, "a listener in each of the 3 workers")
     try:
         with ThreadPoolExecutor(len(pollers)) as pool:
-            polled = [pool.submit(poller.take_through, total) for poller in pollers]
+            polled = [pool.submit(poller.take_through, zero + total) for poller in pollers]
             # Held down: the listeners may not subscribe again until we allow it.
             redis_client.execute_command("ACL", "SETUSER", "default", "-subscribe")
             try:
@@ -491,14 +507,16 @@ def test_killed_listeners_cost_latency_never_data(
                 unannounced += listeners() < 3
             results = [future.result(timeout=DEADLINE + 5) for future in polled]
         for stream in streams:
-            assert stream.take_through(total) == expected(1, total), (stream.transport, stream.pid)
+            received = stream.take_through(zero + total)
+            assert received == expected(zero, 1, total), (stream.transport, stream.pid)
         for poller, result in zip(pollers, results, strict=True):
-            assert result == expected(1, total), ("poll", poller.pid)
+            assert result == expected(zero, 1, total), ("poll", poller.pid)
         # The listeners are back: the next message arrives, and nothing twice.
         wait_until(lambda: listeners() == 3, 10, "every listener to subscribe again")
-        assert publish(cluster.url, channel, {"n": total + 1}) == total + 1
+        assert publish(cluster.url, channel, {"n": total + 1}) == zero + total + 1
         for client in [*streams, *pollers]:
-            assert client.take(1) == expected(total + 1, total + 1), (client.transport, client.pid)
+            received = client.take(1)
+            assert received == expected(zero, total + 1, total + 1), client.transport
             client.close()
         with capsys.disabled():
             print(
@@ -514,35 +532,41 @@ def test_whole_app_restarted_clients_resume_and_ids_continue(redis_server: Redis
     channel = "restart"
     port = free_port()
     with start_cluster(redis_server, workers=2, port=port) as server:
+        zero = open_channel(server.url, channel)
         for n in range(1, 4):
             publish(server.url, channel, {"n": n})
-        assert take(items(server.url, "sse", channel, 0), 3) == expected(1, 3)
+        assert take(items(server.url, "sse", channel, zero), 3) == expected(zero, 1, 3)
     # The app is down; a script publishes the way docs/redis.md shows.
     outside = RedisBroker.from_url(redis_server.url)
-    assert [outside.publish(channel, {"n": n}) for n in (4, 5)] == [4, 5]
+    assert [outside.publish(channel, {"n": n}) for n in (4, 5)] == [zero + 4, zero + 5]
     outside.close()
     with start_cluster(redis_server, workers=2, port=port) as server:
         for transport in ("sse", "stream", "poll"):
-            source = items(server.url, transport, channel, 3)
-            assert take(source, 2) == expected(4, 5), transport
-        assert publish(server.url, channel, {"n": 6}) == 6
-        assert take(items(server.url, "poll", channel, 3), 3) == expected(4, 6)
+            source = items(server.url, transport, channel, zero + 3)
+            assert take(source, 2) == expected(zero, 4, 5), transport
+        assert publish(server.url, channel, {"n": 6}) == zero + 6
+        assert take(items(server.url, "poll", channel, zero + 3), 3) == expected(zero, 4, 6)
 
 
-def test_redis_restart_keeps_subscribers_and_loses_nothing_it_kept() -> None:
+def test_redis_restart_keeps_subscribers_heartbeating_then_gives_them_a_gap() -> None:
+    """An append-only Redis restarts: publishers get 503 meanwhile and
+    subscribers heartbeats; afterwards ids jump above the old ones (Redis
+    can't tell whether it lost its newest writes) and each subscriber gets
+    one gap notice, then every new message."""
     redis_server = RedisServer(persistent=True).start()
     try:
         with start_cluster(redis_server, workers=2) as server:
             channel = "outage"
+            zero = open_channel(server.url, channel)
             subscribers = [
-                Subscriber(pinned, transport, channel, 0)
+                Subscriber(pinned, transport, channel, zero)
                 for transport in STREAMING
                 for pinned in pin_each(server, 2)
             ]
             for n in range(1, 4):
                 publish(server.url, channel, {"n": n})
             for subscriber in subscribers:
-                assert subscriber.take(3) == expected(1, 3)
+                assert subscriber.take(3) == expected(zero, 1, 3)
 
             redis_server.stop()
             refused = requests.post(
@@ -554,12 +578,16 @@ def test_redis_restart_keeps_subscribers_and_loses_nothing_it_kept() -> None:
                 subscriber.heartbeat()  # still connected, still heartbeating
 
             redis_server.start()
-            for n in range(4, 7):
-                assert publish(server.url, channel, {"n": n}) == n
+            era = publish_when_back(server.url, channel, {"n": 4}) - 4
+            assert era > zero + 3, "the new ids lie above the old ones"
+            for n in range(5, 7):
+                assert publish(server.url, channel, {"n": n}) == era + n
             for subscriber in subscribers:
-                assert subscriber.take(3) == expected(4, 6)
+                gap, *received = subscriber.take(4)
+                assert gap["event"] == "gap" and gap["data"]["requested"] == zero + 3, gap
+                assert received == expected(era, 4, 6)
                 subscriber.close()
-            assert take(items(server.url, "poll", channel, 0), 6) == expected(1, 6)
+            assert take(items(server.url, "poll", channel, 0), 3) == expected(era, 4, 6)
     finally:
         redis_server.close()
 
@@ -698,3 +726,178 @@ def test_redis_connections_depend_on_processes_not_subscribers(
     # 2 publishes, and a read per worker per wake-up, not per subscriber
     # (some slack for wake-ups that raced a publish, and for presence).
     assert scripts - 2 <= 12, f"{scripts} scripts ran for {per_worker * 2} subscribers"
+
+
+def publish_when_back(base_url: str, channel: str, data: Any) -> int:
+    """Publish over HTTP, retrying while the app answers 503 (Redis away)."""
+
+    def attempt() -> int | None:
+        response = requests.post(
+            f"{base_url}/push/publish/{channel}", json={"data": data}, headers=AUTH, timeout=10
+        )
+        if response.status_code == 503:
+            return None
+        assert response.status_code == 201, response.text
+        message_id: int = response.json()["id"]
+        return message_id
+
+    found: int = wait_until(attempt, DEADLINE, f"Redis to take {data!r} again", interval=0.05)
+    return found
+
+
+def lose_data(redis_server: RedisServer, loss: str, lost: Callable[[], None]) -> None:
+    """Make Redis lose what ``lost()`` publishes: it publishes after the
+    last snapshot of a Redis restarted from it, or before Redis restarts
+    empty or is flushed."""
+    client = redis_server.client()
+    if loss == "older-snapshot":
+        client.save()
+        lost()
+        client.shutdown(nosave=True)
+    elif loss == "restart-empty":
+        lost()
+        client.shutdown(nosave=True)
+    else:
+        lost()
+        client.flushall()
+    client.close()
+    if loss != "flushall":
+        assert redis_server.process is not None
+        redis_server.process.wait(10)
+        redis_server.start()
+
+
+def payload_per_id(received: list[dict[str, Any]], meanings: dict[int, Any]) -> None:
+    """Record what each id meant; fail if an id ever meant two payloads."""
+    for item in received:
+        if "id" in item and item["event"] != "gap":
+            first = meanings.setdefault(item["id"], item["data"])
+            assert first == item["data"], f"id {item['id']} meant {first!r}, now {item['data']!r}"
+
+
+@pytest.mark.parametrize("loss", ["restart-empty", "older-snapshot", "flushall"])
+def test_redis_losing_data_never_reissues_an_id_and_every_client_gets_a_gap(
+    loss: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Subscribers of every transport on both workers follow a channel while
+    Redis loses its newest messages. Ids published afterwards lie above every
+    earlier id; each client gets a gap notice and then exactly the new
+    messages; no id ever stands for two payloads; a client coming back later
+    with an old id gets a gap too; and both workers answer ``since=0`` alike."""
+    redis_server = RedisServer().start()
+    channel = "lossy"
+    meanings: dict[int, Any] = {}
+    try:
+        with start_cluster(redis_server, workers=2) as server:
+            clients = [subscribe(p, t, channel, 0) for t in TRANSPORTS for p in pin_each(server, 2)]
+            kept = [publish(server.url, channel, {"text": f"OLD-{n}"}) for n in (1, 2)]
+            old = list(kept)
+
+            def lost() -> None:
+                """Published, received by every client, then lost by Redis."""
+                old.extend(publish(server.url, channel, {"text": f"OLD-{n}"}) for n in (3, 4))
+                for client in clients:
+                    payload_per_id(client.take(4), meanings)
+
+            lose_data(redis_server, loss, lost)
+            assert old == list(range(old[0], old[0] + 4)), "consecutive while nothing is lost"
+            lost_at = time.monotonic()
+            if loss == "flushall":  # no publish needed: the workers notice by themselves
+                for client in clients:
+                    if isinstance(client, Subscriber):
+                        gap = client.take(1)[0]
+                        assert gap["event"] == "gap", gap
+                        assert gap["data"]["requested"] == old[-1], gap
+                        client.pending.insert(0, gap)
+                noticed = time.monotonic() - lost_at
+                with capsys.disabled():
+                    print(f"\nFLUSHALL: every stream had its gap {noticed * 1000:.0f} ms later")
+            new = [
+                publish_when_back(server.url, channel, {"text": f"NEW-{n}"}) for n in range(1, 5)
+            ]
+            assert new[0] > old[-1], f"new ids {new} must lie above the old ones {old}"
+            assert new == list(range(new[0], new[0] + 4))
+            fresh = [
+                {"id": i, "event": "message", "data": {"text": f"NEW-{n}"}}
+                for n, i in enumerate(new, 1)
+            ]
+            for client in clients:
+                received = client.take_through(new[-1])
+                payload_per_id(received, meanings)
+                assert received[0]["event"] == "gap", (client.transport, client.pid, received)
+                assert received[0]["data"]["requested"] == old[-1], received[0]
+                assert received[1:] == fresh, (client.transport, client.pid, received)
+                client.close()
+            for transport in TRANSPORTS:  # back later, with an old id
+                received = take(items(server.url, transport, channel, old[1]), 5)
+                payload_per_id(received, meanings)
+                assert received[0]["event"] == "gap", (transport, received)
+                assert received[1:] == fresh, (transport, received)
+            for pinned in pin_each(server, 2):
+                answer = pinned.get_json(f"/push/poll/{channel}?since=0")
+                assert answer["messages"] == fresh, ("since=0", pinned.pid, answer)
+                pinned.close()
+    finally:
+        redis_server.close()
+
+
+def test_multiplexed_subscribers_on_two_workers_with_one_listener_each() -> None:
+    """``GET /push/{sse,stream,poll}/mx-a,mx-b,mx-c`` on both of 2 workers:
+    every message of every channel once, in order per channel, whether
+    published in batches through either worker (``POST /push/publish``) or by
+    ``publish_many`` from outside; and each worker still holds exactly one
+    pub/sub connection, however many channels its subscribers wait on."""
+    channels = ["mx-a", "mx-b", "mx-c"]
+    rounds, per_transport = 10, 6
+    redis_server = RedisServer().start()
+    redis_client = redis_server.client()
+    outside = RedisBroker.from_url(redis_server.url, max_messages=5000)
+    try:
+        with start_cluster(redis_server, workers=2) as server:
+            pids = worker_pids(server, 2)
+            zeros = [open_channel(server.url, channel) for channel in channels]
+            start = ",".join(map(str, zeros))
+            count = 2 * rounds * len(channels)
+            subscriptions = [
+                (transport, Cursor(channels, start))
+                for transport in TRANSPORTS
+                for _ in range(per_transport if transport in STREAMING else 2)
+            ]
+            with ThreadPoolExecutor(len(subscriptions)) as pool:
+                received = [
+                    pool.submit(take, multiplexed_items(server.url, t, channels, cursor), count)
+                    for t, cursor in subscriptions
+                ]
+
+                def streams_per_worker() -> list[int]:
+                    states = [worker_state(server, pid)["connections"] for pid in pids]
+                    return [sum(state.get(t, 0) for t in STREAMING) for state in states]
+
+                wait_until(
+                    lambda: sum(streams_per_worker()) == 2 * per_transport, 15, "every stream"
+                )
+                assert min(streams_per_worker()) > 0, "streams on both workers"
+                by_worker = redis_clients_by_worker(redis_client, redis_server.port, pids)
+                for pid, entries in by_worker.items():
+                    assert sum(map(is_pubsub, entries)) == 1, (pid, entries)
+                for n in range(1, rounds + 1):
+                    batch = {"messages": [{"channel": c, "data": {"n": n}} for c in channels]}
+                    answer = requests.post(
+                        f"{server.url}/push/publish", json=batch, headers=AUTH, timeout=10
+                    )
+                    assert answer.status_code == 201, answer.text
+                    assert answer.json() == {"ids": [zero + n for zero in zeros]}
+                for n in range(rounds + 1, 2 * rounds + 1):
+                    ids = outside.publish_many([(c, {"n": n}, None) for c in channels])
+                    assert ids == [zero + n for zero in zeros]
+                results = [future.result(timeout=DEADLINE + 5) for future in received]
+            for (transport, _), items_received in zip(subscriptions, results, strict=True):
+                for channel, zero in zip(channels, zeros, strict=True):
+                    mine = [item for item in items_received if item.get("channel") == channel]
+                    assert [(m["id"], m["data"]["n"]) for m in mine] == [
+                        (zero + n, n) for n in range(1, 2 * rounds + 1)
+                    ], (transport, channel)
+    finally:
+        outside.close()
+        redis_client.close()
+        redis_server.close()

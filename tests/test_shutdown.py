@@ -342,10 +342,6 @@ def start_leaving(kind: str, env: dict[str, str]) -> ServerProcess:
     return gunicorn_server(free_port(), TEST_APP, 1, PUSH_WORKER, **env)
 
 
-def expected(last: int) -> list[dict[str, Any]]:
-    return [{"id": n, "event": "message", "data": {"n": n}} for n in range(1, last + 1)]
-
-
 @pytest.mark.parametrize("kind", ["pywsgi", "gunicorn"])
 def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
     redis_server: RedisServer, kind: str, capsys: pytest.CaptureFixture[str]
@@ -387,7 +383,7 @@ def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
             )
             publisher = ContinuousPublisher(survivor, channel)
             wait_until(
-                lambda: every_client(lambda c: c.position >= 20),
+                lambda: every_client(lambda c: c.position >= publisher.id_of(20)),
                 10,
                 "every client to receive 20 messages from the leaving server",
             )
@@ -420,7 +416,7 @@ def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
     }
     with capsys.disabled():
         print(
-            f"\nrolling restart ({kind}): {last_published} messages; after SIGTERM "
+            f"\nrolling restart ({kind}): {publisher.published} messages; after SIGTERM "
             + ", ".join(
                 f"{transport} ended at {left * 1000:.0f} ms, resumed {resumed * 1000:.0f} ms later"
                 for transport, (left, resumed) in timings.items()
@@ -428,8 +424,10 @@ def test_rolling_restart_clients_resume_on_the_survivor_losing_nothing(
             + f"; the process exited at {(exited - signalled) * 1000:.0f} ms"
         )
     for client in clients:
-        assert client.items == expected(last_published), f"{client.transport}: lost or repeated"
-        assert 0 < client.on_leaving < last_published, "both servers delivered"
+        assert client.items == publisher.items(last_published), (
+            f"{client.transport}: lost or repeated"
+        )
+        assert 0 < client.on_leaving < publisher.published, "both servers delivered"
         left, resumed = timings[client.transport]
         assert left < ENDED_WITHIN[kind], f"{client.transport} ended {left:.2f}s after SIGTERM"
         assert resumed < 1.0, f"{client.transport} took {resumed:.2f}s to resume"

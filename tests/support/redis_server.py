@@ -6,8 +6,10 @@ they are never skipped.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.servers import free_port, wait_until
+from tests.support.servers import ServerProcess, free_port, wait_until
 
 START_TIMEOUT = 10.0
 
@@ -106,3 +108,45 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+# A push app on a RedisBroker, served in a subprocess: argv = Redis URL,
+# "gevent" (pywsgi, monkey-patched) or "threaded" (werkzeug's threaded
+# development server, as ``flask run``, not patched), then the JSON of the
+# RedisBroker and PushMiddleware options.
+_REDIS_APP = """
+import json, sys
+url, kind, broker_options, push_options = sys.argv[1], sys.argv[2], *map(json.loads, sys.argv[3:])
+if kind == "gevent":
+    from gevent import monkey; monkey.patch_all()
+from tests.support.apps import TOKEN, inner_app
+from wsgi_push import PushMiddleware, RedisBroker
+broker = RedisBroker.from_url(url, **broker_options)
+options = {"publish_token": TOKEN, "expose_stats": True, **push_options}
+app = PushMiddleware(inner_app, broker=broker, **options)
+if kind == "gevent":
+    from gevent.pywsgi import WSGIServer
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+else:
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+print(f"serving {kind} on http://127.0.0.1:{server.server_port}", flush=True)
+server.serve_forever()
+"""
+
+
+def redis_app(
+    redis_server: RedisServer,
+    kind: str,
+    broker_options: dict[str, Any] | None = None,
+    **push_options: Any,
+) -> ServerProcess:
+    """A push app on ``RedisBroker(redis_server.url, **broker_options)``
+    served by ``kind``: ``"gevent"`` (pywsgi, monkey-patched) or
+    ``"threaded"`` (werkzeug's threaded development server, not patched)."""
+    argv = [
+        sys.executable, "-c", _REDIS_APP, redis_server.url, kind,
+        json.dumps(broker_options or {}), json.dumps(push_options),
+    ]  # fmt: skip
+    return ServerProcess(argv).start()

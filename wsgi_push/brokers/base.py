@@ -152,7 +152,7 @@ class Broker(ABC):
         """A reusable place for one connection's greenlet to park in
         :meth:`wait` with ``timeout``. ``close()`` it when the connection
         ends; ``wake()`` it (from any greenlet or thread) to end its waits."""
-        return Spot(timeout)
+        return self.signals.new_spot(timeout)
 
     def wait(
         self, positions: Mapping[str, int], timeout: float | None, spot: Spot | None = None
@@ -165,7 +165,7 @@ class Broker(ABC):
         timer or waiter per channel.
         """
         if spot is None:
-            with closing(Spot(timeout)) as own_spot:
+            with closing(self.signals.new_spot(timeout)) as own_spot:
                 return self.signals.wait(positions, self._behind, own_spot)
         if spot.timeout != timeout:
             spot.set_timeout(timeout)
@@ -178,7 +178,7 @@ class Broker(ABC):
         backend is unreachable); a publish or a wake still ends it early."""
         positions = dict.fromkeys(channels, 0)
         if spot is None:
-            with closing(Spot(timeout)) as own_spot:
+            with closing(self.signals.new_spot(timeout)) as own_spot:
                 return self.signals.wait(positions, _never_behind, own_spot)
         spot.set_timeout(timeout)
         return self.signals.wait(positions, _never_behind, spot)

@@ -119,8 +119,8 @@ class Signals:
         # channel -> {spot: the number of the wait it is parked in}
         self._waiting: dict[str, dict[Spot, int]] = {}
         self._lock = allocate_lock()
-        # The hub every spot so far parked on; None once spots of several
-        # hubs (threads) have parked, and each wake-up sorts them by hub.
+        # The hub of every spot made by new_spot() so far; None once spots of
+        # several hubs (threads) were made, and each wake-up sorts them by hub.
         self._only_hub: Hub | None = None
         self._hubs_seen = 0
 
@@ -134,8 +134,6 @@ class Signals:
         """
         if spot.woken:
             return WaitResult.WOKEN
-        if spot.hub is not self._only_hub:
-            self._note_hub(spot.hub)
         spot.wait_number = number = spot.wait_number + 1
         joined = spot.joined
         waiting_by_channel = self._waiting
@@ -175,12 +173,19 @@ class Signals:
                     if not waiting:
                         del waiting_by_channel[channel]
 
-    def _note_hub(self, hub: Hub) -> None:
-        """Keep :attr:`_only_hub` while every spot parks on one hub."""
+    def new_spot(self, timeout: float | None) -> Spot:
+        """A :class:`Spot` for this thread's hub, to wait on these signals.
+
+        While every spot is on one hub (one server thread), a wake-up is one
+        callback on it; spots made elsewhere (``Spot()``) are resumed hub by
+        hub, as when several threads wait.
+        """
+        spot = Spot(timeout)
         with self._lock:
-            if self._hubs_seen < 2 and hub is not self._only_hub:
+            if self._hubs_seen < 2 and spot.hub is not self._only_hub:
                 self._hubs_seen += 1
-                self._only_hub = hub if self._hubs_seen == 1 else None
+                self._only_hub = spot.hub if self._hubs_seen == 1 else None
+        return spot
 
     def has_waiters(self, channel: str) -> bool:
         return channel in self._waiting

@@ -8,7 +8,7 @@ whether it follows one channel or many.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -143,12 +143,12 @@ def follow(
     [first_channel, *_] = channels
     heartbeat, ending = subscription.heartbeat, subscription.ending
     spot = broker.waiting_spot(heartbeat)
-    to_read = channels
+    woken_by: WaitResult | None = None  # None: read every channel
     try:
         while not ending():
             try:
                 if multiplexed:
-                    chunk = _read_multiplexed(subscription, stream_format, to_read)
+                    chunk = _read_multiplexed(subscription, stream_format, woken_by)
                 else:  # the hot path of a fan-out, inline
                     batch = broker.read(first_channel, positions[first_channel])
                     chunk = b""
@@ -161,36 +161,30 @@ def follow(
                 # The pause is a broker wait, so ending connections cuts it short.
                 broker.pause(channels, heartbeat, spot)
                 yield stream_format.heartbeat
-                to_read = channels
+                woken_by = None
                 continue
             if chunk:
                 yield chunk
             # No second read after a chunk: wait() first compares each channel's
             # last id with ours, and returns at once if more came meanwhile.
-            result = broker.wait(positions, heartbeat, spot)
-            if result is WaitResult.TIMEOUT:
+            woken_by = broker.wait(positions, heartbeat, spot)
+            if woken_by is WaitResult.TIMEOUT:
                 yield stream_format.heartbeat
-            if multiplexed:
-                # Only the channels with news, or that the broker can't tell of.
-                to_read = (
-                    channels
-                    if result is WaitResult.WOKEN
-                    else tuple(
-                        channel
-                        for channel in channels
-                        if broker.behind(channel, positions[channel])
-                    )
-                )
     finally:
         spot.close()
 
 
 def _read_multiplexed(
-    subscription: Subscription, stream_format: StreamFormat, channels: tuple[str, ...]
+    subscription: Subscription, stream_format: StreamFormat, woken_by: WaitResult | None
 ) -> bytes:
-    """Read ``channels`` after their positions; encode what came and move
-    the positions past it."""
+    """Read the channels that may have news after a wait ended by
+    ``woken_by`` (every channel at first and after a wake); encode what came
+    and move the positions past it."""
     broker, positions = subscription.broker, subscription.positions
+    channels: Iterable[str] = positions
+    if woken_by is WaitResult.MESSAGE or woken_by is WaitResult.TIMEOUT:
+        # Only the channels with news, or that the broker can't tell of.
+        channels = [channel for channel in positions if broker.behind(channel, positions[channel])]
     # Every read before any position moves: an outage halfway loses nothing.
     batches = [(channel, broker.read(channel, positions[channel])) for channel in channels]
     parts = []
