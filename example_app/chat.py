@@ -1,4 +1,4 @@
-"""Scenario 3's chat rules: name and message limits, and presence.
+"""Scenario 3's chat rules: name and message limits, presence, and the rooms.
 
 Presence comes from the middleware's ``on_subscribe``/``on_unsubscribe``
 hooks: the page opens ``/push/sse/chat?name=NAME``, so the hook reads the
@@ -16,8 +16,14 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 CHANNEL = "chat"
+# The rooms of the multi-room chat, each its own channel ``room.<name>``.
+ROOMS = ("lobby", "gevent", "random")
 NAME_LIMIT = 20
 TEXT_LIMIT = 1000
+
+
+def room_channel(room: str) -> str:
+    return f"room.{room}"
 
 
 def clean_name(name: str) -> str:

@@ -65,12 +65,35 @@ def chat_page() -> str:
 @views.post("/chat/messages")
 def chat_message() -> tuple[dict[str, int], int]:
     """Body ``{"name", "text"}``; both are cut to the chat's limits, then broadcast."""
-    body = _json_body()
-    name, text = body.get("name"), body.get("text")
-    if not isinstance(name, str) or not isinstance(text, str) or not chat.clean_text(text):
-        abort(400, 'body must be {"name": str, "text": non-empty str}')
-    data = {"name": chat.clean_name(name), "text": chat.clean_text(text)}
-    return {"id": demo().push.publish(chat.CHANNEL, data, "chat")}, 201
+    return _say(chat.CHANNEL)
+
+
+@views.get("/rooms")
+def rooms() -> str:
+    return render_template(
+        "rooms.html", rooms=chat.ROOMS, name_limit=chat.NAME_LIMIT, text_limit=chat.TEXT_LIMIT
+    )
+
+
+@views.post("/rooms/<room>/messages")
+def room_message(room: str) -> tuple[dict[str, int], int]:
+    """Like ``/chat/messages``, into one of the rooms."""
+    if room not in chat.ROOMS:
+        abort(404, f"no room {room!r}; the rooms are {', '.join(chat.ROOMS)}")
+    return _say(chat.room_channel(room))
+
+
+@views.get("/dashboard")
+def dashboard() -> str:
+    return render_template("dashboard.html", text_limit=chat.TEXT_LIMIT)
+
+
+@views.get("/connections")
+def connections() -> dict[str, dict[str, int]]:
+    """The push connections this process has open, by transport: open the
+    dashboard in many tabs and it stays at one."""
+    counts = demo().push.middleware.stats_snapshot()["open_connections"]
+    return {"open": {transport: n for transport, n in counts.items() if n}}
 
 
 @views.get("/streaming")
@@ -104,6 +127,16 @@ def streaming_raw() -> Response:
         },
         direct_passthrough=True,
     )
+
+
+def _say(channel: str) -> tuple[dict[str, int], int]:
+    """Publish a chat line ``{"name", "text"}`` from the request body, cut to the limits."""
+    body = _json_body()
+    name, text = body.get("name"), body.get("text")
+    if not isinstance(name, str) or not isinstance(text, str) or not chat.clean_text(text):
+        abort(400, 'body must be {"name": str, "text": non-empty str}')
+    data = {"name": chat.clean_name(name), "text": chat.clean_text(text)}
+    return {"id": demo().push.publish(channel, data, "chat")}, 201
 
 
 def _json_body() -> dict[str, Any]:

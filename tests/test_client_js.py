@@ -1,12 +1,14 @@
 """The JavaScript client (``wsgi_push/static/client.js``) in headless Chromium,
 against a real server: resume across cuts, gaps, named events, transport
-choice, reconnect back-off."""
+choice, reconnect back-off; many channels over one connection, changing
+the set, one connection shared by the tabs of a browser; the ES module."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +18,16 @@ import requests
 
 from tests.support.browser import wait_for
 from tests.support.clients import publish
-from tests.support.servers import ServerProcess, pywsgi_server, subscriber_count, wait_until
+from tests.support.servers import (
+    ROOT,
+    ServerProcess,
+    open_connections,
+    pywsgi_server,
+    subscriber_count,
+    wait_until,
+)
+from wsgi_push.client_script import module_source
+from wsgi_push.vendor import write_module
 
 TRANSPORTS = ["sse", "stream", "poll"]
 # Short back-off so that reconnects after a cut take tens of milliseconds.
@@ -59,7 +70,7 @@ def one_subscriber() -> Iterator[ServerProcess]:
         yield process
 
 
-def open_client(page: Any, server: ServerProcess, channel: str, **options: Any) -> str:
+def open_client(page: Any, server: ServerProcess, channel: str | list[str], **options: Any) -> str:
     """Load the client page and subscribe; returns the transport in use."""
     page.goto(server.url + "/_test/client")
     transport: str = page.evaluate(SUBSCRIBE, [channel, {**FAST_RETRY, **options}])
@@ -150,7 +161,7 @@ def test_resuming_past_retention_reports_a_gap(
         publish(short_memory.url, channel, n)
     open_client(page, short_memory, channel, transport=transport, since=2)
     wait_for(page, "received.length >= 5")
-    assert page.evaluate("gaps") == [{"requested": 2, "first": 6, "last": 10}]
+    assert page.evaluate("gaps") == [{"channel": channel, "requested": 2, "first": 6, "last": 10}]
     assert page.evaluate("received.map((m) => [m.id, m.data])") == [[n, n] for n in range(6, 11)]
     assert page.evaluate("subscription.lastId") == 10
 
@@ -166,7 +177,7 @@ def test_resuming_ahead_of_the_channel_loses_nothing_after_a_cut(
     channel = f"ahead-{transport}"
     open_client(page, live, channel, transport=transport, since=5)
     wait_for(page, "gaps.length >= 1")
-    assert page.evaluate("gaps") == [{"requested": 5, "first": 0, "last": 0}]
+    assert page.evaluate("gaps") == [{"channel": channel, "requested": 5, "first": 0, "last": 0}]
     assert page.evaluate("subscription.lastId") == 0
     if transport != "poll":
         wait_for(page, "opens >= 1")
@@ -236,7 +247,7 @@ def test_a_cut_right_after_a_gap_resumes_from_where_the_channel_is(
     publish(short_memory.url, channel, "after the reconnect")
     wait_for(page, "received.some((m) => m.data === 'after the reconnect')")
     assert received_ids(page) == list(range(gap["first"] or 1, gap["last"] + 2))
-    assert page.evaluate("gaps") == [gap]
+    assert page.evaluate("gaps") == [{"channel": channel, **gap}]
     assert positions[:2] == [50, position]
 
 
@@ -255,8 +266,8 @@ def test_named_events_reach_named_handlers(page: Any, live: ServerProcess, trans
         [1, "headline", {"title": "hi"}],
         [4, "headline", [1, 2]],
     ]
-    assert page.evaluate("received.map((m) => [m.id, m.event, m.data])") == [
-        [2, "message", "plain <b>text</b>"]
+    assert page.evaluate("received.map((m) => [m.channel, m.id, m.event, m.data])") == [
+        [channel, 2, "message", "plain <b>text</b>"]
     ]
     assert page.evaluate("subscription.lastId") == 4
 
@@ -420,3 +431,402 @@ def test_subscription_from_now_survives_a_cut_before_its_first_message(
         [4, "published while cut"],
         [5, "after the reconnect"],
     ]
+
+
+# Many channels over one connection ---------------------------------------
+
+# Each channel's ids in the order they arrived, and a wait until each
+# channel has reached its last id.
+IDS_BY_CHANNEL = "received.reduce((ids, m) => ((ids[m.channel] ||= []).push(m.id), ids), {})"
+REACHED = """(last) => Object.entries(last).every(
+  ([channel, n]) => received.some((m) => m.channel === channel && m.id >= n))"""
+
+
+def ids_by_channel(page: Any) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = page.evaluate(IDS_BY_CHANNEL)
+    return ids
+
+
+def push_requests(page: Any) -> list[str]:
+    """The paths of the subscription requests the page makes from now on."""
+    paths: list[str] = []
+    pattern = re.compile(r"/push/(sse|stream|poll)/")
+    page.on("request", lambda r: paths.append(urlsplit(r.url).path) if pattern.search(r.url) else 0)
+    return paths
+
+
+def publish_continuously(base_url: str, channels: list[str]) -> list[Publisher]:
+    publishers = [Publisher(base_url, channel) for channel in channels]
+    for publisher in publishers:
+        publisher.start()
+    return publishers
+
+
+def stop_all(publishers: list[Publisher]) -> dict[str, int]:
+    """Stop publishing; each channel's last id."""
+    return {publisher.channel: publisher.stop() for publisher in publishers}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_multiplexed_subscription_survives_cuts_with_every_id_once_per_channel(
+    page: Any, live: ServerProcess, transport: str
+) -> None:
+    """Three channels on one connection, four server cuts during continuous
+    publishing on all three: per channel every id once, in order."""
+    channels = [f"mux-{transport}-{name}" for name in ("a", "b", "c")]
+    paths = push_requests(page)
+    open_client(page, live, channels, transport=transport, since=0)
+    if transport != "poll":
+        wait_for(page, "opens >= 1")
+        wait_until(lambda: open_connections(live, transport) == 1, 10, "the one connection")
+    publishers = publish_continuously(live.url, channels)
+    try:
+        for cut in range(1, 5):
+            wait_for(page, "(n) => received.length >= n", 30 * cut)
+            requests.post(live.url + "/_test/cut", timeout=5)
+    finally:
+        last_ids = stop_all(publishers)
+    wait_for(page, REACHED, last_ids)
+    assert ids_by_channel(page) == {c: list(range(1, n + 1)) for c, n in last_ids.items()}
+    assert page.evaluate("gaps") == []
+    assert set(paths) == {f"/push/{transport}/{','.join(channels)}"}  # one URL, all channels
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_add_and_remove_while_publishing_keep_every_other_channel_whole(
+    page: Any, live: ServerProcess, transport: str
+) -> None:
+    """add() and remove() reconnect with the new set; the channel followed
+    throughout loses and repeats nothing, the removed one stops, the added
+    one starts from "now" and then misses nothing either."""
+    kept, removed, added = (f"set-{transport}-{name}" for name in ("kept", "removed", "added"))
+    open_client(page, live, [kept, removed], transport=transport, since=0)
+    publishers = publish_continuously(live.url, [kept, removed, added])
+    try:
+        wait_for(page, "(n) => received.length >= n", 20)
+        page.evaluate("(c) => subscription.add(c)", added)
+        wait_for(page, "(c) => received.filter((m) => m.channel === c).length >= 5", added)
+        page.evaluate("(c) => subscription.remove(c)", removed)
+        removed_at = page.evaluate("(c) => received.filter((m) => m.channel === c).length", removed)
+        wait_for(page, "(c) => received.filter((m) => m.channel === c).length >= 10", added)
+    finally:
+        last_ids = stop_all(publishers)
+    wait_for(page, REACHED, {kept: last_ids[kept], added: last_ids[added]})
+    ids = ids_by_channel(page)
+    assert ids[kept] == list(range(1, last_ids[kept] + 1))
+    assert ids[removed] == list(range(1, removed_at + 1))  # nothing after remove()
+    first_added = ids[added][0]
+    assert ids[added] == list(range(first_added, last_ids[added] + 1))
+    assert page.evaluate("subscription.channels") == [kept, added]
+    assert page.evaluate("subscription.positions()") == {
+        kept: last_ids[kept],
+        added: last_ids[added],
+    }
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        (0, {"a": [1, 2, 3], "b": [1, 2, 3]}),
+        ("1,2", {"a": [2, 3], "b": [3]}),
+        ("2", {"a": [3], "b": [3]}),
+        ({"b": 1}, {"b": [2, 3]}),
+    ],
+    ids=["number", "cursor", "one-entry-cursor", "map"],
+)
+def test_since_as_number_cursor_or_map(
+    page: Any, live: ServerProcess, since: Any, expected: dict[str, list[int]]
+) -> None:
+    """A number applies to every channel, a cursor has one entry per channel,
+    a map names channels (the others start from "only new")."""
+    prefix = f"since-{re.sub(r'[^a-z0-9]', '', json.dumps(since))}-"
+    channels = [prefix + "a", prefix + "b"]
+    for n in range(1, 4):
+        for channel in channels:
+            publish(live.url, channel, n)
+    if isinstance(since, dict):
+        since = {prefix + name: position for name, position in since.items()}
+    open_client(page, live, channels, transport="stream", since=since)
+    wait_for(page, "opens >= 1")
+    publish(live.url, channels[0], "new")
+    wait_for(page, "(c) => received.some((m) => m.channel === c && m.id === 4)", channels[0])
+    wanted = {prefix + name: ids for name, ids in expected.items()}
+    wanted[channels[0]] = [*wanted.get(channels[0], []), 4]
+    assert ids_by_channel(page) == wanted
+
+
+THROWS = """(args) => {
+  try { WsgiPush.subscribe(...args); return null; } catch (error) { return error.message; }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("channels", "options", "error"),
+    [
+        ("a,b", {}, 'bad channel name "a,b"'),
+        (["ok", ".."], {}, 'bad channel name ".."'),
+        (["a", "b"], {"since": "1,2,3"}, "the cursor 1,2,3 has 3 entries for 2 channels"),
+        ("a", {"since": -1}, "bad position -1"),
+        ("a", {"since": "x"}, 'bad position "x"'),
+        ("a", {"transport": "websocket"}, "unknown transport websocket"),
+    ],
+)
+def test_bad_channels_and_positions_throw_at_once(
+    page: Any, live: ServerProcess, channels: Any, options: dict[str, Any], error: str
+) -> None:
+    """Mistakes in the page are thrown by subscribe(), not retried against a 400."""
+    page.goto(live.url + "/_test/client")
+    assert page.evaluate(THROWS, [channels, options]) == f"wsgi_push: {error}"
+
+
+def test_a_multiplexed_gap_names_its_channel(page: Any, short_memory: ServerProcess) -> None:
+    channels = ["mux-gap-a", "mux-gap-b"]
+    for n in range(1, 11):
+        publish(short_memory.url, channels[0], n)
+    for n in range(1, 4):
+        publish(short_memory.url, channels[1], n)
+    open_client(page, short_memory, channels, transport="sse", since=2)
+    wait_for(page, "received.length >= 6")
+    assert page.evaluate("gaps") == [
+        {"channel": channels[0], "requested": 2, "first": 6, "last": 10}
+    ]
+    assert ids_by_channel(page) == {channels[0]: [6, 7, 8, 9, 10], channels[1]: [3]}
+    assert page.evaluate("subscription.positions()") == {channels[0]: 10, channels[1]: 3}
+
+
+def test_message_events_named_open_or_error_never_reach_connection_handlers(
+    page: Any, live: ServerProcess
+) -> None:
+    """From a server that doesn't refuse those names: EventSource fires such
+    events at its own onopen/onerror; the client tells them apart (they carry
+    data) and hands them to nobody, even with handlers of those names."""
+    channel = "reserved-names"
+    body = (
+        "retry: 50\nid: 0\n\nevent: open\ndata: x\nid: 1\n\n"
+        "event: error\ndata: y\nid: 2\n\ndata: hello\nid: 3\n\n"
+    )
+    answered: list[Any] = []
+
+    def answer_once(route: Any) -> None:
+        if not answered:  # later requests stay pending: no second connection
+            route.fulfill(status=200, content_type="text/event-stream", body=body)
+        answered.append(route)
+
+    page.route(re.compile(rf"/push/sse/{channel}\?"), answer_once)
+    open_client(page, live, channel, transport="sse", since=0, events=["open", "error"])
+    wait_for(page, "received.length >= 1 && errors.length >= 1")  # the error: the body's end
+    assert page.evaluate("received.map((m) => [m.id, m.data])") == [[3, "hello"]]
+    assert page.evaluate("named") == []
+    assert page.evaluate("[opens, errors.map((e) => e.message)]") == [1, ["reconnecting"]]
+
+
+# One connection shared by the tabs of a browser --------------------------
+
+
+def open_tabs(
+    context: Any, server: ServerProcess, subscriptions: list[Any], **options: Any
+) -> list[Any]:
+    """One tab per entry of ``subscriptions`` (its channels), in one browser
+    context, each subscribing with ``share: true``."""
+    tabs = []
+    for channels in subscriptions:
+        tab = context.new_page()
+        open_client(tab, server, channels, share=True, **options)
+        tabs.append(tab)
+    return tabs
+
+
+def leader_tabs(tabs: list[Any]) -> list[Any]:
+    return [tab for tab in tabs if tab.evaluate("subscription.leader")]
+
+
+# "vanishes": the leader tab goes silent (posts nothing more, no goodbye)
+# before it closes, as when its renderer crashes: the others learn it is
+# gone only from its released locks.
+@pytest.mark.parametrize(
+    ("transport", "ending"),
+    [*((transport, "closes") for transport in TRANSPORTS), ("sse", "vanishes")],
+)
+def test_tabs_share_one_connection_and_a_new_leader_resumes_every_channel(
+    new_context: Any, live: ServerProcess, transport: str, ending: str
+) -> None:
+    """Four tabs follow a common channel and one channel of their own over
+    one connection. The leader tab closes mid-stream: another takes over
+    within 5 s, the union loses the closed tab's channel, and every tab
+    still gets every id of its channels exactly once."""
+    common = f"share-{transport}-{ending}"
+    own = [f"{common}-{n}" for n in range(4)]
+    tabs = open_tabs(new_context(), live, [[common, c] for c in own], since=0, transport=transport)
+    for tab in tabs:
+        assert tab.evaluate("subscription.shared")
+        wait_for(tab, "opens >= 1")
+    wait_until(lambda: len(leader_tabs(tabs)) == 1, 10, "one leader")
+    if transport != "poll":
+        wait_until(lambda: open_connections(live) == 1, 10, "one connection for all tabs")
+    publishers = publish_continuously(live.url, [common, *own])
+    try:
+        wait_for(tabs[0], "(n) => received.length >= n", 20)
+        leader = leader_tabs(tabs)[0]
+        followers = [tab for tab in tabs if tab is not leader]
+        closed_own = own[tabs.index(leader)]
+        if ending == "vanishes":
+            leader.evaluate("BroadcastChannel.prototype.postMessage = () => {}")
+        leader.close()
+        started = time.monotonic()
+        wait_until(lambda: len(leader_tabs(followers)) == 1, 5, "a new leader")
+        wait_for(followers[0], "opens >= 2")
+        takeover = time.monotonic() - started
+        wait_for(followers[0], "(n) => received.length >= n", 60)
+    finally:
+        last_ids = stop_all(publishers)
+    print(f"{transport}: a follower took over {takeover * 1000:.0f} ms after the leader {ending}")
+    for tab in followers:
+        channels = tab.evaluate("subscription.channels")
+        wait_for(tab, REACHED, {c: last_ids[c] for c in channels})
+        assert ids_by_channel(tab) == {c: list(range(1, last_ids[c] + 1)) for c in channels}
+        assert tab.evaluate("gaps") == []
+    if transport != "poll":
+        wait_until(lambda: open_connections(live) == 1, 10, "one connection after the takeover")
+    # The closed tab's own channel left the union: nothing follows it.
+    wait_until(lambda: subscriber_count(live, closed_own) == 0, 10, "the union without it")
+
+
+def test_a_tab_joining_late_catches_up_and_leaving_keeps_the_others_whole(
+    new_context: Any, live: ServerProcess
+) -> None:
+    """A tab joining with since: 0 while the shared stream is far along gets
+    the history first, then the stream; a follower closing changes the union
+    and costs the others nothing."""
+    channel, extra = "share-late", "share-late-extra"
+    context = new_context()
+    (first,) = open_tabs(context, live, [channel], since=0, transport="stream")
+    wait_for(first, "opens >= 1")
+    publishers = publish_continuously(live.url, [channel, extra])
+    try:
+        wait_for(first, "(n) => received.length >= n", 30)
+        (late,) = open_tabs(context, live, [[channel, extra]], since=0, transport="stream")
+        wait_for(late, "(c) => received.filter((m) => m.channel === c).length >= 10", extra)
+        late.close()
+        wait_for(first, "(n) => received.length >= n", 60)
+    finally:
+        last_ids = stop_all(publishers)
+    wait_for(first, REACHED, {channel: last_ids[channel]})
+    assert ids_by_channel(first) == {channel: list(range(1, last_ids[channel] + 1))}
+    wait_until(lambda: subscriber_count(live, extra) == 0, 10, "the union to drop the channel")
+
+
+def test_a_follower_adding_and_removing_channels_changes_the_union_losing_nothing(
+    new_context: Any, live: ServerProcess
+) -> None:
+    """A follower tab adds a channel (with its history) and removes one the
+    leader tab still follows: the union follows, every tab stays whole."""
+    common, added = "share-set-common", "share-set-added"
+    tabs = open_tabs(new_context(), live, [common, common], since=0, transport="sse")
+    for tab in tabs:
+        wait_for(tab, "opens >= 1")
+    wait_until(lambda: len(leader_tabs(tabs)) == 1, 10, "one leader")
+    leader = leader_tabs(tabs)[0]
+    (follower,) = [tab for tab in tabs if tab is not leader]
+    publishers = publish_continuously(live.url, [common, added])
+    try:
+        wait_for(follower, "(n) => received.length >= n", 20)
+        follower.evaluate("(c) => subscription.add(c, 0)", added)
+        wait_for(follower, "(c) => received.filter((m) => m.channel === c).length >= 20", added)
+        follower.evaluate("(c) => subscription.remove(c)", common)
+        kept = len(ids_by_channel(follower)[common])
+        wait_for(leader, "(n) => received.length >= n", kept + 20)
+    finally:
+        last_ids = stop_all(publishers)
+    wait_for(leader, REACHED, {common: last_ids[common]})
+    wait_for(follower, REACHED, {added: last_ids[added]})
+    assert ids_by_channel(leader) == {common: list(range(1, last_ids[common] + 1))}
+    assert ids_by_channel(follower) == {
+        common: list(range(1, kept + 1)),
+        added: list(range(1, last_ids[added] + 1)),
+    }
+    assert [tab.evaluate("subscription.leader") for tab in (leader, follower)] == [True, False]
+    assert open_connections(live) == 1
+
+
+def test_without_web_locks_each_tab_has_its_own_connection(
+    new_context: Any, live: ServerProcess
+) -> None:
+    context = new_context()
+    context.add_init_script("delete Navigator.prototype.locks")
+    tabs = open_tabs(context, live, ["no-locks", "no-locks"], since=0, transport="stream")
+    for tab in tabs:
+        wait_for(tab, "opens >= 1")
+        assert tab.evaluate("[subscription.shared, subscription.leader]") == [False, True]
+    assert open_connections(live, "stream") == 2
+    publish(live.url, "no-locks", "to both")
+    for tab in tabs:
+        wait_for(tab, "received.length >= 1")
+
+
+# The ES module and its declarations ---------------------------------------
+
+MODULE_PAGE = """<!doctype html><meta charset="utf-8"><title>module</title>
+<script type="module">
+  import WsgiPush, {subscribe} from "/push/client.mjs";
+  window.received = [];
+  window.sameApi = WsgiPush.subscribe === subscribe;
+  window.leakedGlobal = "WsgiPush" in window;
+  subscribe("module", {since: 0, onMessage: (m) => received.push(m)});
+</script>"""
+
+
+def test_the_es_module_imports_and_subscribes(page: Any, live: ServerProcess) -> None:
+    """``import {subscribe} from "/push/client.mjs"`` in a module script;
+    the module defines no global."""
+    for n in (1, 2):
+        publish(live.url, "module", n)
+    page.route(
+        live.url + "/_test/module",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=MODULE_PAGE),
+    )
+    page.goto(live.url + "/_test/module")
+    wait_for(page, "received.length >= 2")
+    assert page.evaluate("received.map((m) => [m.channel, m.id, m.data])") == [
+        ["module", 1, 1],
+        ["module", 2, 2],
+    ]
+    assert page.evaluate("[sameApi, leakedGlobal]") == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "ending"),
+    [
+        ("client.js", "text/javascript", b"module.exports = WsgiPush;\n}\n"),
+        ("client.mjs", "text/javascript", b"export var subscribe = WsgiPush.subscribe;\n"),
+        ("client.d.ts", "application/typescript", b"export default WsgiPush;\n"),
+    ],
+)
+def test_client_files_are_served_with_etags(
+    live: ServerProcess, name: str, content_type: str, ending: bytes
+) -> None:
+    response = requests.get(f"{live.url}/push/{name}", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == content_type + "; charset=utf-8"
+    assert response.content.endswith(ending)
+    etag = response.headers["ETag"]
+    again = requests.get(f"{live.url}/push/{name}", headers={"If-None-Match": etag}, timeout=5)
+    assert (again.status_code, again.content) == (304, b"")
+
+
+def test_the_declarations_cover_every_option() -> None:
+    """Every option the client knows (its DEFAULTS) is declared in client.d.ts."""
+    static = ROOT / "wsgi_push" / "static"
+    script = (static / "client.js").read_text()
+    defaults = script[script.index("var DEFAULTS = {") : script.index("};")]
+    options = re.findall(r"^\s+(\w+):", defaults, re.MULTILINE)
+    assert len(options) == 13
+    declarations = (static / "client.d.ts").read_text()
+    declared = declarations[declarations.index("interface SubscribeOptions") :]
+    assert [name for name in options if f"\n  {name}?:" not in declared] == []
+
+
+def test_the_module_can_be_written_for_a_bundler(tmp_path: Any) -> None:
+    written = write_module(tmp_path / "vendor")
+    assert [path.name for path in written] == ["client.mjs", "client.d.mts"]
+    assert written[0].read_bytes() == module_source()
+    assert b"export function subscribe" in written[1].read_bytes()

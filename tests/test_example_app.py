@@ -17,7 +17,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.support.browser import screenshot, wait_for
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, wait_until
 
 # Fast publishers, so that every demo has something to show within a second.
 FAST = {
@@ -57,7 +57,9 @@ def wait_for_line(page: Any, selector: str, text: str) -> None:
 def test_index_links_every_demo(page: Any, example: ServerProcess) -> None:
     page.goto(example.url + "/")
     links = page.evaluate("[...document.querySelectorAll('.demos a')].map((a) => a.pathname)")
-    assert links == ["/clock", "/feed", "/chat", "/streaming", "/streaming/raw", "/htmx"]
+    assert links == [
+        "/clock", "/feed", "/chat", "/streaming", "/streaming/raw", "/htmx", "/rooms", "/dashboard"
+    ]  # fmt: skip
     screenshot(page, "index")
 
 
@@ -260,3 +262,105 @@ def test_htmx_notes_are_rendered_escaped_for_every_page(
     assert (
         requests.post(example.url + "/htmx/notes", data={"text": " "}, timeout=5).status_code == 400
     )
+
+
+def say(server: ServerProcess, room: str, text: str) -> int:
+    answer = requests.post(
+        f"{server.url}/rooms/{room}/messages", json={"name": "ann", "text": text}, timeout=5
+    )
+    assert answer.status_code == 201, answer.text
+    message_id: int = answer.json()["id"]
+    return message_id
+
+
+def open_push_connections(server: ServerProcess) -> dict[str, int]:
+    counts: dict[str, int] = requests.get(server.url + "/connections", timeout=5).json()["open"]
+    return counts
+
+
+def test_rooms_follow_the_ticked_rooms_over_one_connection(
+    page: Any, example: ServerProcess
+) -> None:
+    """The ticked rooms share one connection; ticking a room adds it (with
+    its history), unticking removes it; the others go on."""
+    say(example, "gevent", "before the page opened")
+    say(example, "lobby", "welcome to the lobby")
+    paths: list[str] = []
+    page.on("request", lambda r: paths.append(r.url) if "/push/sse/" in r.url else None)
+    page.goto(example.url + "/rooms")
+    expect(page.locator("#status")).to_have_text("connected over sse")
+    wait_for_line(page, "#room-gevent li", "ann: before the page opened")
+    wait_for_line(page, "#room-lobby li", "ann: welcome to the lobby")
+    page.fill("#name", "bob")
+    page.select_option("#room", "gevent")
+    page.fill("#text", "hello gevent")
+    page.press("#text", "Enter")
+    wait_for_line(page, "#room-gevent li", "bob: hello gevent")
+
+    page.check("input[value=random]")
+    say(example, "random", "in random")
+    wait_for_line(page, "#room-random li", "ann: in random")
+    screenshot(page, "rooms")
+    page.uncheck("input[value=gevent]")
+    say(example, "gevent", "not seen")
+    say(example, "random", "still seen")
+    wait_for_line(page, "#room-random li", "ann: still seen")
+    assert "ann: not seen" not in lines(page, "#room-gevent li")
+    assert lines(page, "#room-random li") == ["ann: in random", "ann: still seen"]
+    assert [url.split("?")[0].rsplit("/", 1)[1] for url in paths] == [
+        "room.lobby,room.gevent",
+        "room.lobby,room.gevent,room.random",
+        "room.lobby,room.random",
+    ]
+
+
+def test_rooms_refuse_an_unknown_room(example: ServerProcess) -> None:
+    answer = requests.post(
+        example.url + "/rooms/nope/messages", json={"name": "a", "text": "b"}, timeout=5
+    )
+    assert answer.status_code == 404
+
+
+TABS = 10  # more than a browser's six connections per host
+
+
+def test_ten_dashboard_tabs_share_one_connection_and_survive_their_leader(
+    new_context: Any, example: ServerProcess
+) -> None:
+    """Ten tabs of one browser: the server counts one push connection, every
+    tab shows every message of its channels once and in order, and when the
+    tab holding the connection closes another takes over, losing nothing."""
+    context = new_context()
+    tabs = []
+    for _ in range(TABS):
+        tab = context.new_page()
+        tab.goto(example.url + "/dashboard")
+        tabs.append(tab)
+    for tab in tabs:
+        expect(tab.locator("#status")).to_have_text("connected over sse")
+    wait_until(lambda: open_push_connections(example) == {"sse": 1}, 10, "one push connection")
+    say(example, "lobby", "hello, ten tabs")
+    for tab in tabs:
+        wait_for_line(tab, "#lobby li", "ann: hello, ten tabs")
+    screenshot(tabs[0], "dashboard")
+
+    leaders = [tab for tab in tabs if tab.evaluate("subscription.leader")]
+    assert len(leaders) == 1
+    followers = [tab for tab in tabs if tab is not leaders[0]]
+    clock_seen = len(followers[0].evaluate("shownIds.clock"))
+    leaders[0].close()
+    wait_until(
+        lambda: sum(tab.evaluate("subscription.leader") for tab in followers) == 1,
+        5,
+        "a new leader",
+    )
+    last = say(example, "lobby", "after the takeover")
+    for tab in followers:
+        wait_for_line(tab, "#lobby li", "ann: after the takeover")
+    wait_for(followers[0], "(n) => shownIds.clock.length >= n + 3", clock_seen)
+    wait_until(lambda: open_push_connections(example) == {"sse": 1}, 10, "one push connection")
+    for tab in followers:
+        ids = tab.evaluate("shownIds")
+        assert ids["clock"] == list(range(1, len(ids["clock"]) + 1))
+        assert ids["feed"] == list(range(ids["feed"][0], ids["feed"][0] + len(ids["feed"])))
+        assert ids["room.lobby"] == list(range(1, last + 1))

@@ -18,6 +18,8 @@ Under the prefix:
 ``/publish/<channel>``    POST   publish (off unless a token or authorize)
 ``/publish``              POST   publish many messages at once (same)
 ``/client.js``            GET    the JavaScript client
+``/client.mjs``           GET    the same as an ES module
+``/client.d.ts``          GET    its TypeScript declarations
 ``/stats``                GET    counters (off unless ``expose_stats``)
 ``/metrics``              GET    the same for Prometheus (``expose_metrics``)
 ========================  =====  ==========================================
@@ -242,8 +244,8 @@ class PushMiddleware:
 
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
-        if route == "client.js":
-            return self._checked(environ, ("GET", "HEAD"), self.client_script.respond)
+        if route in self.client_script.files:  # client.js, client.mjs, client.d.ts
+            return self._checked(environ, ("GET", "HEAD"), self.client_script.files[route].respond)
         if route == "stats" and self.expose_stats:
             return self._checked(environ, ("GET",), self._stats)
         if route == "metrics" and self.metrics is not None:

@@ -33,7 +33,7 @@ const Demo = {
   },
 
   /* Subscribe with the transport picked in the page's #transport switch, and
-   * again whenever it changes, resuming from the last id seen.
+   * again whenever it changes, resuming from the positions reached.
    * `subscribe(transport, since)` returns a WsgiPush subscription. */
   followTransport(initialSince, subscribe) {
     const form = document.getElementById("transport");
@@ -43,7 +43,7 @@ const Demo = {
       }
       Demo.subscription = subscribe(form.elements.transport.value, since);
     };
-    form.addEventListener("change", () => connect(Demo.subscription.lastId));
+    form.addEventListener("change", () => connect(Demo.subscription.positions()));
     connect(initialSince);
   },
 };

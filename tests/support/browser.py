@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = Path(os.environ.get("PUSH_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -54,24 +54,35 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    """A factory of pages, each in a fresh context (own storage, own
-    connections), all closed after the test; page errors fail the test."""
+def new_context(browser: Browser) -> Iterator[Any]:
+    """A factory of browser contexts, each with its own storage and
+    connections (its pages are tabs of one browser profile), all closed
+    after the test; an error in any of their pages fails the test."""
     contexts = []
     errors: list[str] = []
 
-    def open_page() -> Page:
+    def open_context() -> BrowserContext:
         context = browser.new_context(viewport={"width": 860, "height": 460})
         context.set_default_timeout(WAIT_MS)
+        context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(str(e))))
         contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
+        return context
 
-    yield open_page
+    yield open_context
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def new_page(new_context: Any) -> Any:
+    """A factory of pages, each in a fresh context (own storage, own connections)."""
+
+    def open_page() -> Page:
+        page: Page = new_context().new_page()
+        return page
+
+    return open_page
 
 
 @pytest.fixture
