@@ -70,8 +70,18 @@ def cluster_env(redis_server: RedisServer) -> dict[str, str]:
 def start_cluster(
     redis_server: RedisServer, workers: int, port: int | None = None
 ) -> ServerProcess:
-    """gunicorn with ``workers`` gevent workers, returned once every one answers."""
-    server = gunicorn_server(port or free_port(), workers=workers, **cluster_env(redis_server))
+    """gunicorn with ``workers`` gevent workers, returned once every one answers.
+
+    Kept-alive connections stay open 30 s (gunicorn's default is 2 s): a
+    :class:`Pinned` client's next request may come later than that on a
+    loaded machine, and the worker would have closed its connection.
+    """
+    server = gunicorn_server(
+        port or free_port(),
+        workers=workers,
+        server_args=("--keep-alive", "30"),
+        **cluster_env(redis_server),
+    )
     try:
         worker_pids(server, workers)
     except BaseException:
