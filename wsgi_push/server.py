@@ -22,6 +22,7 @@ import gevent
 from gevent import pywsgi
 
 from .lifecycle import drain_all
+from .nodelay import SOCKET_TUNED
 from .stats import PROCESS_COUNTERS
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.environ[SOCKET_TUNED] = True  # handle() does it: the middleware need not
         self.handlers: set[gevent.Greenlet] = set()  # one per open connection
         # Those reading the next request line of a kept-alive connection:
         # nothing is in progress there, so stop() ends them first.
