@@ -17,6 +17,8 @@ setup(
     extras_require={
         "redis": ["redis>=5.0"],
         "flask": ["flask>=2.3"],
+        # Request heads parsed by llhttp in wsgi_push.serve (wsgi_push/httpfast.py).
+        "speedups": ["httptools>=0.6.1"],
         "dev": [
             "flask>=2.3",
             "redis>=5.0",
@@ -29,6 +31,7 @@ setup(
             "playwright>=1.45",
             "ruff>=0.5",
             "mypy>=1.10",
+            "httptools>=0.6.1",
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import pywsgi
 
+from .httpfast import FastHeadMixin
 from .lifecycle import drain_all
 from .nodelay import SOCKET_TUNED
 from .stats import PROCESS_COUNTERS
@@ -35,7 +36,7 @@ DEFAULT_SEND_TIMEOUT = 30.0
 DEFAULT_SEND_BUFFER = 128 * 1024
 
 
-class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
+class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     """pywsgi's handler, lean for many idle connections and quiet about
     clients dropped by the send timeout.
 
@@ -113,6 +114,7 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.access_log = kwargs.get("log", "default") is not None
         self.environ[SOCKET_TUNED] = True  # handle() does it: the middleware need not
         self.handlers: set[gevent.Greenlet] = set()  # one per open connection
         # Those reading the next request line of a kept-alive connection:

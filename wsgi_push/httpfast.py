@@ -1,0 +1,180 @@
+"""Request heads parsed in C, for the project's own pywsgi server.
+
+pywsgi parses every request head with the standard library's email parser
+(``http.client.parse_headers``): about a fifth of a small request's CPU in
+the push server, before the app runs. With the optional ``speedups`` extra
+(``pip install wsgi_push[speedups]``: ``httptools``, the llhttp binding
+uvicorn uses) :class:`FastHeadMixin` reads the head's lines with the same
+limits as pywsgi, parses them with llhttp in one call and hands pywsgi a
+small headers object; without httptools the handler is pywsgi's own, byte
+for byte. Set ``WSGI_PUSH_PURE_PYTHON=1`` to use pywsgi's parser even when
+httptools is installed (to compare, or to rule it out).
+
+The WSGI environ is the same either way (pywsgi's ``get_environ`` builds it,
+and the request line is read as pywsgi reads it: any method token and target
+reach the app, and header values may hold any byte but CR and LF, as in
+pywsgi); only malformed header lines are judged by llhttp, which is stricter
+than the email parser: an invalid header name, a bad ``Content-Length`` or
+one next to ``Transfer-Encoding`` are a 400 (the email parser dropped the
+rest of the head silently at the first bad line, and let the request
+through). An HTTP/0.9 request line (no version) is a 400 too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    import httptools
+except ImportError:  # the pure-Python path: pywsgi's own parser
+    httptools = None  # type: ignore[assignment]
+
+#: The same limits as pywsgi's parser (``http.client``'s) for header lines.
+MAX_HEADER_LINE = 65536
+MAX_HEADERS = 100
+_END_OF_HEAD = (b"\r\n", b"\n", b"")
+# The versions pywsgi accepts (its own check raises IndexError on "HTTP/1").
+_VERSION = re.compile(r"HTTP/(1\.[0-9]+|0\.9)")
+# What llhttp is given instead of the real request line (see read_request).
+_REQUEST_LINE = b"GET / HTTP/1.1\r\n"
+_IGNORED = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def c_parser_enabled() -> bool:
+    """Whether request heads are parsed by llhttp in this process."""
+    return httptools is not None and os.environ.get("WSGI_PUSH_PURE_PYTHON", "") in ("", "0")
+
+
+class ParsedHeaders:
+    """The request headers in the shape pywsgi and its callers use
+    (``get``, ``getheader``, ``typeheader``, ``headers``, ``status``)."""
+
+    __slots__ = ("items", "_first")
+    status = ""  # pywsgi: a parse problem (none: llhttp raised already)
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self.items = items
+        first: dict[str, str] = {}
+        for name, value in items:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._first.get(name.lower(), default)
+
+    getheader = get
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._first
+
+    def __delitem__(self, name: str) -> None:
+        lowered = name.lower()
+        self._first.pop(lowered, None)
+        self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
+
+    @property
+    def typeheader(self) -> str | None:
+        return self._first.get("content-type")
+
+    @property
+    def headers(self) -> Iterator[str]:
+        for name, value in self.items:
+            yield f"{name}: {value}\r\n"
+
+
+class _Head:
+    """httptools' callbacks: the header list, as latin-1 text."""
+
+    __slots__ = ("headers", "complete")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[str, str]] = []
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1").strip()))
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+
+class FastHeadMixin:
+    """A pywsgi ``WSGIHandler`` mixin: request heads parsed by llhttp when
+    httptools is installed (see the module's docstring)."""
+
+    rfile: Any
+    headers: Any
+    fast_head = c_parser_enabled()
+
+    def read_request(self, raw_requestline: str) -> bool:
+        if not self.fast_head:
+            return super().read_request(raw_requestline)  # type: ignore[misc,no-any-return]
+        # The request line as pywsgi reads it (any method token, any target:
+        # they are the app's to judge); llhttp parses the header lines.
+        self.requestline = raw_requestline.rstrip()
+        words = self.requestline.split()
+        if len(words) != 3:
+            raise ValueError(f"invalid request line: {raw_requestline!r}")
+        self.command, self.path, self.request_version = words
+        if not _VERSION.fullmatch(self.request_version):
+            raise ValueError(f"invalid HTTP version: {raw_requestline!r}")
+        lines = [_REQUEST_LINE]
+        readline = self.rfile.readline
+        for _ in range(MAX_HEADERS + 1):
+            line = readline(MAX_HEADER_LINE + 1)
+            if len(line) > MAX_HEADER_LINE:
+                raise ValueError("header line too long")
+            lines.append(line)
+            if line in _END_OF_HEAD:
+                break
+        else:
+            raise ValueError(f"more than {MAX_HEADERS} headers")
+        head = _Head()
+        parser = httptools.HttpRequestParser(head)
+        # Header values as pywsgi takes them: any byte but CR/LF (the app
+        # judges them), lines ending in a bare LF too. Names stay strict.
+        parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True)
+        try:
+            parser.feed_data(b"".join(lines))
+        except httptools.HttpParserUpgrade:
+            pass  # the head is complete; what follows is the app's business
+        except httptools.HttpParserError as error:
+            raise ValueError(f"invalid request head: {error}") from None
+        if not head.complete:
+            raise ValueError("incomplete request head")
+        self.headers = headers = ParsedHeaders(head.headers)
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            del headers["content-length"]
+        length = headers.get("content-length")
+        # llhttp accepts only digits there.
+        self.content_length = None if length is None else int(length)
+        if self.content_length and self.command == "HEAD":
+            raise ValueError("Unexpected Content-Length")
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = headers.get("connection", "").lower() == "close"
+        else:
+            self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
+        return True
+
+    def log_request(self) -> None:
+        # pywsgi formats the access-log line even when it goes nowhere.
+        if getattr(self.server, "access_log", True):  # type: ignore[attr-defined]
+            super().log_request()  # type: ignore[misc]
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        """The ``HTTP_*`` environ entries, as pywsgi's own generator makes them."""
+        if not isinstance(self.headers, ParsedHeaders):
+            yield from super()._headers()  # type: ignore[misc]
+            return
+        for name, value in self.headers.items:
+            if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
+                continue
+            key = name.replace("-", "_").upper()
+            if key not in _IGNORED:
+                yield "HTTP_" + key, value
+
+
+__all__ = ["FastHeadMixin", "ParsedHeaders", "c_parser_enabled"]
