@@ -298,7 +298,7 @@ def run_scenario(target: Target, scenario: str, config: argparse.Namespace, run_
         try:
             log(f"{target.name}: {scenario} {config.idle_subs} connections x {mux} channels")
             return scenario_idle(target, config.idle_subs, config.hold,
-                                 f"{run_id}{scenario[:6]}", channels, mux)  # fmt: skip
+                                 f"{run_id}{scenario.replace('-', '')}", channels, mux)  # fmt: skip
         finally:
             target.stop()
     if scenario == "fanout":

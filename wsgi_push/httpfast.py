@@ -103,78 +103,110 @@ class _Head:
 
 class FastHeadMixin:
     """A pywsgi ``WSGIHandler`` mixin: request heads parsed by llhttp when
-    httptools is installed (see the module's docstring)."""
+    httptools is installed (see the module's docstring); on both paths no
+    access-log line formatted for nothing, and a sized response's head and
+    body in one send."""
 
     rfile: Any
     headers: Any
-    fast_head = c_parser_enabled()
-
-    def read_request(self, raw_requestline: str) -> bool:
-        if not self.fast_head:
-            return super().read_request(raw_requestline)  # type: ignore[misc,no-any-return]
-        # The request line as pywsgi reads it (any method token, any target:
-        # they are the app's to judge); llhttp parses the header lines.
-        self.requestline = raw_requestline.rstrip()
-        words = self.requestline.split()
-        if len(words) != 3:
-            raise ValueError(f"invalid request line: {raw_requestline!r}")
-        self.command, self.path, self.request_version = words
-        if not _VERSION.fullmatch(self.request_version):
-            raise ValueError(f"invalid HTTP version: {raw_requestline!r}")
-        lines = [_REQUEST_LINE]
-        readline = self.rfile.readline
-        for _ in range(MAX_HEADERS + 1):
-            line = readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                raise ValueError("header line too long")
-            lines.append(line)
-            if line in _END_OF_HEAD:
-                break
-        else:
-            raise ValueError(f"more than {MAX_HEADERS} headers")
-        head = _Head()
-        parser = httptools.HttpRequestParser(head)
-        # Header values as pywsgi takes them: any byte but CR/LF (the app
-        # judges them), lines ending in a bare LF too. Names stay strict.
-        parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True)
-        try:
-            parser.feed_data(b"".join(lines))
-        except httptools.HttpParserUpgrade:
-            pass  # the head is complete; what follows is the app's business
-        except httptools.HttpParserError as error:
-            raise ValueError(f"invalid request head: {error}") from None
-        if not head.complete:
-            raise ValueError("incomplete request head")
-        self.headers = headers = ParsedHeaders(head.headers)
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            del headers["content-length"]
-        length = headers.get("content-length")
-        # llhttp accepts only digits there.
-        self.content_length = None if length is None else int(length)
-        if self.content_length and self.command == "HEAD":
-            raise ValueError("Unexpected Content-Length")
-        if self.request_version == "HTTP/1.1":
-            self.close_connection = headers.get("connection", "").lower() == "close"
-        else:
-            self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
-        return True
+    headers_sent: bool
+    response_use_chunked: bool
+    _sendall: Any
 
     def log_request(self) -> None:
         # pywsgi formats the access-log line even when it goes nowhere.
         if getattr(self.server, "access_log", True):  # type: ignore[attr-defined]
             super().log_request()  # type: ignore[misc]
 
-    def _headers(self) -> Iterator[tuple[str, str]]:
-        """The ``HTTP_*`` environ entries, as pywsgi's own generator makes them."""
-        if not isinstance(self.headers, ParsedHeaders):
-            yield from super()._headers()  # type: ignore[misc]
+    def _write_with_headers(self, data: bytes) -> None:
+        """pywsgi's, but a sized response's head and body go out in one
+        send(): one syscall and one loopback segment fewer per long-poll
+        answer or publish, and no body waiting behind the head for an ACK."""
+        if not data:
+            super()._write_with_headers(data)  # type: ignore[misc]
             return
-        for name, value in self.headers.items:
-            if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
-                continue
-            key = name.replace("-", "_").upper()
-            if key not in _IGNORED:
-                yield "HTTP_" + key, value
+        self.headers_sent = True
+        self.finalize_headers()  # type: ignore[attr-defined]
+        if self.response_use_chunked:  # decided by finalize_headers: pywsgi frames it
+            self._sendall(self._head())
+            self._write(data)  # type: ignore[attr-defined]
+            return
+        self._sendall(self._head() + data)
+
+    def _head(self) -> bytearray:
+        """The response's status line and headers, as pywsgi writes them."""
+        head = bytearray(b"HTTP/1.1 ")
+        head += self.status  # type: ignore[attr-defined]
+        head += b"\r\n"
+        for header, value in self.response_headers:  # type: ignore[attr-defined]
+            head += header
+            head += b": "
+            head += value
+            head += b"\r\n"
+        head += b"\r\n"
+        return head
+
+    # Only with the C parser: otherwise pywsgi's own methods, untouched.
+    if c_parser_enabled():
+
+        def read_request(self, raw_requestline: str) -> bool:
+            # The request line as pywsgi reads it (any method token, any target:
+            # they are the app's to judge); llhttp parses the header lines.
+            self.requestline = raw_requestline.rstrip()
+            words = self.requestline.split()
+            if len(words) != 3:
+                raise ValueError(f"invalid request line: {raw_requestline!r}")
+            self.command, self.path, self.request_version = words
+            if not _VERSION.fullmatch(self.request_version):
+                raise ValueError(f"invalid HTTP version: {raw_requestline!r}")
+            lines = [_REQUEST_LINE]
+            readline = self.rfile.readline
+            for _ in range(MAX_HEADERS + 1):
+                line = readline(MAX_HEADER_LINE + 1)
+                if len(line) > MAX_HEADER_LINE:
+                    raise ValueError("header line too long")
+                lines.append(line)
+                if line in _END_OF_HEAD:
+                    break
+            else:
+                raise ValueError(f"more than {MAX_HEADERS} headers")
+            head = _Head()
+            parser = httptools.HttpRequestParser(head)
+            # Header values as pywsgi takes them: any byte but CR/LF (the app
+            # judges them), lines ending in a bare LF too. Names stay strict.
+            parser.set_dangerous_leniencies(
+                lenient_headers=True, lenient_optional_cr_before_lf=True
+            )
+            try:
+                parser.feed_data(b"".join(lines))
+            except httptools.HttpParserUpgrade:
+                pass  # the head is complete; what follows is the app's business
+            except httptools.HttpParserError as error:
+                raise ValueError(f"invalid request head: {error}") from None
+            if not head.complete:
+                raise ValueError("incomplete request head")
+            self.headers = headers = ParsedHeaders(head.headers)
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                del headers["content-length"]
+            length = headers.get("content-length")
+            # llhttp accepts only digits there.
+            self.content_length = None if length is None else int(length)
+            if self.content_length and self.command == "HEAD":
+                raise ValueError("Unexpected Content-Length")
+            if self.request_version == "HTTP/1.1":
+                self.close_connection = headers.get("connection", "").lower() == "close"
+            else:
+                self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
+            return True
+
+        def _headers(self) -> Iterator[tuple[str, str]]:
+            """The ``HTTP_*`` environ entries, as pywsgi's own generator makes them."""
+            for name, value in self.headers.items:
+                if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
+                    continue
+                key = name.replace("-", "_").upper()
+                if key not in _IGNORED:
+                    yield "HTTP_" + key, value
 
 
 __all__ = ["FastHeadMixin", "ParsedHeaders", "c_parser_enabled"]
