@@ -81,11 +81,12 @@ def setup(install: bool) -> None:
 def install_peers() -> None:
     """Benchmark-only dependencies; a failure is reported, never fatal."""
     try:
+        import flask_sse  # noqa: F401
         import matplotlib  # noqa: F401
         import sse_starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        log("installing sse-starlette, uvicorn[standard], matplotlib from PyPI")
+        log("installing sse-starlette, flask-sse, uvicorn[standard], matplotlib from PyPI")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-r",
              str(REPO / "benchmarks" / "requirements.txt")],
@@ -367,7 +368,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="update the given targets' scenarios in an existing results.json, keep the rest",
     )
+    sizes = parser.add_argument_group("overrides (to fit a run in a time slot)")
+    for option in ("fanout-subs", "redis-subs", "poll-clients"):
+        sizes.add_argument(f"--{option}", type=lambda text: [int(n) for n in text.split(",")])
+    for option in ("idle-subs", "storm-subs"):
+        sizes.add_argument(f"--{option}", type=int)
+    for option in ("step", "hold"):
+        sizes.add_argument(f"--{option}", type=float, help="seconds")
     config = parser.parse_args(argv)
+    overrides = {key: value for key, value in vars(config).items() if value is not None}
     config.targets = config.targets.split(",")
     config.scenarios = config.scenarios.split(",")
     if config.quick:
@@ -381,6 +390,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         config.poll_clients = [1_000, 5_000, 10_000]
         config.storm_subs, config.mux_subs = 10_000, 1_000
     config.channels = 1_000
+    for key in ("fanout_subs", "redis_subs", "poll_clients", "idle_subs", "storm_subs", "step",
+                "hold"):  # fmt: skip
+        if key in overrides:
+            setattr(config, key, overrides[key])
     return config
 
 
@@ -396,7 +409,10 @@ def main(argv: list[str] | None = None) -> None:
             "machine": machine_facts(),
             "note": "2 cores shared with other work: figures are noisy, ratios within a run "
             "are the meaningful part",
-            "what": f"targets {','.join(config.targets)}; scenarios {','.join(config.scenarios)}",
+            "what": f"targets {','.join(config.targets)}; scenarios {','.join(config.scenarios)}; "
+            f"step {config.step:g} s, fan-out {config.fanout_subs}, long-poll "
+            f"{config.poll_clients}, Redis {config.redis_subs}, storm {config.storm_subs}, "
+            f"idle {config.idle_subs} for {config.hold:g} s",
         },
         "targets": {},
     }

@@ -320,6 +320,10 @@ class RedisTarget(Target):
     redis_port: int = 0
     stop_signal = signal.SIGINT
 
+    def check_redis(self) -> None:
+        if shutil.which("redis-server") is None:
+            self.unavailable = self.unavailable or "redis-server is not installed"
+
     def environment(self) -> dict[str, str]:
         return {"BENCH_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
 
@@ -375,6 +379,7 @@ class WsgiPushRedisTarget(RedisTarget):
             pub_auth="Bearer bench-token",
             scenarios=frozenset({"redis-fanout"}),
         )
+        self.check_redis()
 
     def command(self, port: int, heartbeat: float) -> list[str]:
         return self.gunicorn(
@@ -397,6 +402,7 @@ class FlaskSSETarget(RedisTarget):
             import flask_sse  # noqa: F401
         except ImportError as error:
             self.unavailable = f"flask-sse not importable: {error}"
+        self.check_redis()
 
     def command(self, port: int, heartbeat: float) -> list[str]:
         return self.gunicorn(port, "gevent", "benchmarks.apps.flask_sse_app:app")

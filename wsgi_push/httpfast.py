@@ -10,21 +10,21 @@ small headers object; without httptools the handler is pywsgi's own, byte
 for byte. Set ``WSGI_PUSH_PURE_PYTHON=1`` to use pywsgi's parser even when
 httptools is installed (to compare, or to rule it out).
 
-The WSGI environ is the same either way (pywsgi's ``get_environ`` builds it,
-and the request line is read as pywsgi reads it: any method token and target
-reach the app, and header values may hold any byte but CR and LF, as in
-pywsgi); only malformed header lines are judged by llhttp, which is stricter
-than the email parser: an invalid header name, a bad ``Content-Length`` or
-one next to ``Transfer-Encoding`` are a 400 (the email parser dropped the
-rest of the head silently at the first bad line, and let the request
-through). An HTTP/0.9 request line (no version) is a 400 too.
+The WSGI environ is the same either way: pywsgi's ``get_environ`` builds it,
+the request line is read as pywsgi reads it (any method token and target
+reach the app), and a head llhttp refuses (an invalid header name, a stray
+CR, a bare LF, a doubtful ``Content-Length``...) is handed to pywsgi's own
+parser, so odd input is judged exactly as before (a version pywsgi's own
+check would crash on, like ``HTTP/1``, is a plain 400).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
+from io import BytesIO
 from typing import Any
 
 try:
@@ -154,6 +154,8 @@ class FastHeadMixin:
             # they are the app's to judge); llhttp parses the header lines.
             self.requestline = raw_requestline.rstrip()
             words = self.requestline.split()
+            if len(words) == 2:  # HTTP/0.9: pywsgi's business
+                return super().read_request(raw_requestline)  # type: ignore[misc,no-any-return]
             if len(words) != 3:
                 raise ValueError(f"invalid request line: {raw_requestline!r}")
             self.command, self.path, self.request_version = words
@@ -170,27 +172,16 @@ class FastHeadMixin:
                     break
             else:
                 raise ValueError(f"more than {MAX_HEADERS} headers")
-            head = _Head()
-            parser = httptools.HttpRequestParser(head)
-            # Header values as pywsgi takes them: any byte but CR/LF (the app
-            # judges them), lines ending in a bare LF too. Names stay strict.
-            parser.set_dangerous_leniencies(
-                lenient_headers=True, lenient_optional_cr_before_lf=True
-            )
-            try:
-                parser.feed_data(b"".join(lines))
-            except httptools.HttpParserUpgrade:
-                pass  # the head is complete; what follows is the app's business
-            except httptools.HttpParserError as error:
-                raise ValueError(f"invalid request head: {error}") from None
-            if not head.complete:
-                raise ValueError("incomplete request head")
-            self.headers = headers = ParsedHeaders(head.headers)
+            self.headers = headers = self._parse_head(lines)
+            if headers.status:
+                raise ValueError(f"invalid headers: {headers.status}")
             if headers.get("transfer-encoding", "").lower() == "chunked":
-                del headers["content-length"]
+                with contextlib.suppress(KeyError):
+                    del headers["content-length"]
             length = headers.get("content-length")
-            # llhttp accepts only digits there.
             self.content_length = None if length is None else int(length)
+            if self.content_length is not None and self.content_length < 0:
+                raise ValueError(f"invalid Content-Length: {length!r}")
             if self.content_length and self.command == "HEAD":
                 raise ValueError("Unexpected Content-Length")
             if self.request_version == "HTTP/1.1":
@@ -199,8 +190,26 @@ class FastHeadMixin:
                 self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
             return True
 
+        def _parse_head(self, lines: list[bytes]) -> Any:
+            """The header lines parsed by llhttp; a head it refuses (a bad
+            name, a stray CR, a bare LF, a Content-Length it doubts...) by
+            pywsgi's own parser, so that odd input is judged exactly as before."""
+            head = _Head()
+            try:
+                httptools.HttpRequestParser(head).feed_data(b"".join(lines))
+            except httptools.HttpParserUpgrade:
+                pass  # the head is complete; what follows is the app's business
+            except httptools.HttpParserError:
+                head.complete = False
+            if head.complete:
+                return ParsedHeaders(head.headers)
+            return self.MessageClass(BytesIO(b"".join(lines[1:])), 0)  # type: ignore[attr-defined]
+
         def _headers(self) -> Iterator[tuple[str, str]]:
             """The ``HTTP_*`` environ entries, as pywsgi's own generator makes them."""
+            if not isinstance(self.headers, ParsedHeaders):
+                yield from super()._headers()  # type: ignore[misc]
+                return
             for name, value in self.headers.items:
                 if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
                     continue
