@@ -161,6 +161,20 @@ class WsgiPushTarget(Target):
         ]
 
 
+class WsgiPushPureTarget(WsgiPushTarget):
+    """``python -m wsgi_push`` with pywsgi's own request parser (no llhttp):
+    what the plain-pywsgi target is held to, and the C parser's gain."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "wsgi_push-pure"
+        self.label = "python -m wsgi_push, pure-Python request parser"
+        self.scenarios = frozenset({"fanout", "channels"})
+
+    def environment(self) -> dict[str, str]:
+        return {"WSGI_PUSH_PURE_PYTHON": "1"}
+
+
 class PlainPywsgiTarget(WsgiPushTarget):
     """The same app under a plain ``gevent.pywsgi.WSGIServer``, as users start one."""
 
@@ -411,6 +425,7 @@ class FlaskSSETarget(RedisTarget):
 def all_targets() -> list[Target]:
     return [
         WsgiPushTarget(),
+        WsgiPushPureTarget(),
         PlainPywsgiTarget(),
         StarletteTarget(),
         NchanTarget(),
