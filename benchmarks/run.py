@@ -416,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "targets": {},
     }
+    run_info = results["run"]
     previous = config.output / "results.json"
     if config.merge and previous.exists():
         merged = json.loads(previous.read_text())
@@ -428,12 +429,12 @@ def main(argv: list[str] | None = None) -> None:
                 results["targets"].setdefault(target.name, {}).update(measured)
             else:
                 results["targets"][target.name] = measured
-    results["run"]["duration_s"] = round(time.time() - started, 1)
+    run_info["duration_s"] = round(time.time() - started, 1)
     config.output.mkdir(parents=True, exist_ok=True)
     (config.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_reports(results, config.output)
     log(f"wrote {config.output}/results.json, results.md and the plots "
-        f"in {results['run']['duration_s']:.0f}s")  # fmt: skip
+        f"in {run_info['duration_s']:.0f}s")  # fmt: skip
 
 
 def machine_facts() -> dict[str, Any]:
