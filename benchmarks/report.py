@@ -261,7 +261,8 @@ def _storm_table(results: dict[str, Any], names: list[str]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Reconnect storm", "",
-             "Every subscriber's connection reset at once (SO_LINGER 0) while 5 messages/s "
+             "Every subscriber's connection reset at once (SO_LINGER 0) while "
+             f"{rows[0][1].get('rate', 2):g} messages/s "
              "go on being published; each reconnects at once with its Last-Event-ID.", "",
              "| target | subscribers | all connected again | all back with every message | "
              "published | missing | duplicated | server CPU % |",
