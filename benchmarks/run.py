@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         if target.name in config.targets:
             measured = run_target(target, config, run_id)
             if config.merge:
-                results["targets"].setdefault(target.name, {}).update(measured)
+                merge_target(results["targets"].setdefault(target.name, {}), measured)
             else:
                 results["targets"][target.name] = measured
     run_info["duration_s"] = round(time.time() - started, 1)
@@ -436,6 +436,22 @@ def main(argv: list[str] | None = None) -> None:
     write_reports(results, config.output)
     log(f"wrote {config.output}/results.json, results.md and the plots "
         f"in {run_info['duration_s']:.0f}s")  # fmt: skip
+
+
+def merge_target(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A partial run's scenarios into a target's results; a scenario with one
+    ramp per size keeps the sizes this run did not measure."""
+    for scenario, value in new.items():
+        previous = old.get(scenario)
+        if (
+            isinstance(previous, dict)
+            and isinstance(value, dict)
+            and value
+            and all(key.isdigit() for key in value)
+        ):
+            previous.update(value)
+        else:
+            old[scenario] = value
 
 
 def machine_facts() -> dict[str, Any]:
