@@ -43,6 +43,8 @@ setup(
         # extends, needs gunicorn's own gevent extra (it imports packaging).
         "gunicorn": ["gunicorn[gevent]>=27"],
         "prometheus": ["prometheus_client>=0.20"],
+        # Request heads parsed by llhttp in wsgi_push.serve (wsgi_push/httpfast.py).
+        "speedups": ["httptools>=0.6.1"],
         "dev": [
             "flask>=2.3",
             "django>=4.2",
@@ -63,6 +65,7 @@ setup(
             "build>=1.2",
             "twine>=6.1",
             "prometheus_client>=0.20",
+            "httptools>=0.6.1",
         ],
     },
     entry_points={"console_scripts": ["wsgi-push=wsgi_push.__main__:main"]},

@@ -13,6 +13,17 @@
  * not keep 90% of the asked rate; the run stops at the first failing step.
  * Results are one JSON object per line on stdout.
  *
+ * Variants: --mux K makes each subscriber follow K channels over one
+ * connection (--mux-path, its channels joined by --mux-sep); --batch B
+ * publishes B messages (round-robin over the channels) per request to
+ * --batch-path; --mode storm holds SSE subscribers, publishes at a steady
+ * rate, resets every subscriber connection at once (SO_LINGER 0) and
+ * reconnects them with Last-Event-ID, and reports subscribers connected over
+ * time and whether each got every message exactly once; --ready-on-send
+ * counts a stream as connected once its request is out (servers that send
+ * no head before the first message), primed by publishing until every
+ * subscriber has its head.
+ *
  * Compiled at run time by benchmarks/run.py into benchmarks/work/.
  */
 #define _GNU_SOURCE
@@ -56,6 +67,8 @@ typedef struct conn {
     size_t resp_len, resp_cap;
     long long last_id;        /* wsgi poll: since= */
     char etag[64], lastmod[64]; /* nchan poll */
+    char event_id[64];        /* storm: the last SSE id: seen */
+    int watermark;            /* storm: every seq below it seen */
     long long sent_ns;
 } conn_t;
 
@@ -80,6 +93,16 @@ static int server_pids[4];
 static int n_server_pids = 0;
 static int payload_pad = 0;
 static int retries_left = 0;
+static int mux = 1;
+static const char *mux_path = NULL;
+static const char *mux_sep = ",";
+static int batch = 1;
+static const char *batch_path = "/push/publish";
+static int ready_on_send = 0;
+static double storm_rate = 5.0, storm_at = 3.0, storm_after = 3.0, storm_max = 60.0;
+static int storming = 0;
+static unsigned char *seen; /* storm: subs x STORM_SEQS delivery counts */
+#define STORM_SEQS 4096
 
 static int epfd;
 static conn_t *conns;
@@ -175,7 +198,10 @@ static size_t scan_markers(conn_t *c, const char *data, size_t len, long long re
                 if (q + 1 < end && q > s && q[0] == '@' && q[1] == '@') ok = 1;
             }
         }
-        (void)seq;
+        if (ok && storming && step == cur_step && seq < STORM_SEQS) {
+            unsigned char *cell = &seen[(size_t)(c - conns) * STORM_SEQS + seq];
+            if (*cell < 255) (*cell)++;
+        }
         if (!ok) {
             if (q >= end - 1) break; /* incomplete: keep in tail */
             p += 2;
@@ -234,9 +260,21 @@ static int send_all(conn_t *c, const char *buf, size_t len) {
     return 0;
 }
 
+/* The channels a subscriber follows: K consecutive ones from its first. */
+static int sub_channel(conn_t *c, int j) { return (c->channel + j) % channels; }
+
 static void send_sub_request(conn_t *c) {
-    char path[512], req[1024];
-    snprintf(path, sizeof path, sub_path, prefix, c->channel);
+    char path[4096], req[8192];
+    if (mux > 1) {
+        char list[3072];
+        size_t off = 0;
+        for (int j = 0; j < mux && off < sizeof list - 64; j++)
+            off += snprintf(list + off, sizeof list - off, "%s%s%d", j ? mux_sep : "", prefix,
+                            sub_channel(c, j));
+        snprintf(path, sizeof path, mux_path, list);
+    } else {
+        snprintf(path, sizeof path, sub_path, prefix, c->channel);
+    }
     int n;
     if (c->kind == SUB_POLL && flavour == FLAVOUR_WSGI) {
         n = snprintf(req, sizeof req,
@@ -247,6 +285,11 @@ static void send_sub_request(conn_t *c) {
                      "GET %s HTTP/1.1\r\nHost: %s\r\nIf-Modified-Since: %s\r\n"
                      "If-None-Match: %s\r\n\r\n",
                      path, host, c->lastmod, c->etag);
+    } else if (c->event_id[0]) {
+        n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                     "Last-Event-ID: %s\r\n\r\n",
+                     path, host, c->event_id);
     } else {
         n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path,
@@ -259,7 +302,39 @@ static void send_sub_request(conn_t *c) {
 
 static long long pub_seq = 0, pub_sent_step = 0, pub_acked = 0, pub_errors = 0;
 
+static char *batch_req; /* --batch: one request of up to batch messages */
+
+static int publish_batch(conn_t *c) {
+    size_t cap = (size_t)batch * 512 + 1024, off = 0;
+    if (!batch_req) batch_req = malloc(cap);
+    char *body = malloc(cap);
+    off += snprintf(body + off, cap - off, "{\"messages\":[");
+    long long ts = now_ns();
+    for (int k = 0; k < batch; k++) {
+        int channel = (int)(pub_seq % channels);
+        off += snprintf(body + off, cap - off, "%s{\"channel\":\"%s%d\",\"data\":\"@@%lld:%lld:%d@@\"}",
+                        k ? "," : "", prefix, channel, ts, pub_seq, cur_step);
+        published_per_channel[channel]++;
+        pub_seq++;
+        pub_sent_step++;
+    }
+    off += snprintf(body + off, cap - off, "]}");
+    int n = snprintf(batch_req, cap,
+                     "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     batch_path, host, pub_auth[0] ? "Authorization: " : "", pub_auth,
+                     pub_auth[0] ? "\r\n" : "", off);
+    c->busy = 1;
+    c->resp_len = 0;
+    c->sent_ns = ts;
+    int r = send_all(c, batch_req, n) < 0 || send_all(c, body, off) < 0 ? -1 : 0;
+    free(body);
+    if (r < 0) c->closed = 1;
+    return r;
+}
+
 static int publish_one(conn_t *c) {
+    if (batch > 1) return publish_batch(c);
     char marker[96], body[512], path[512], req[2048];
     int channel = (int)(pub_seq % channels);
     long long ts = now_ns();
@@ -365,6 +440,23 @@ static void on_response(conn_t *c, size_t total, int status, size_t body_off, lo
 
 static int quickack = 0;
 
+/* Remember the value of the last complete "id:" line (SSE), to resume with. */
+static void scan_event_id(conn_t *c, const char *data, size_t len) {
+    const char *p = data, *end = data + len;
+    while ((p = memmem(p, end - p, "\nid:", 4)) != NULL) {
+        const char *v = p + 4, *eol = memchr(v, '\n', end - v);
+        if (!eol) return;
+        while (v < eol && *v == ' ') v++;
+        size_t n = eol - v;
+        if (n && v[n - 1] == '\r') n--;
+        if (n < sizeof c->event_id) {
+            memcpy(c->event_id, v, n);
+            c->event_id[n] = 0;
+        }
+        p = eol;
+    }
+}
+
 static void on_readable(conn_t *c) {
     long long t = now_ns();
     if (quickack) {
@@ -383,7 +475,15 @@ static void on_readable(conn_t *c) {
                 return;
             }
             size_t len = c->tail_len + n;
-            if (!c->ok && len >= 12 && memcmp(rbuf, "HTTP/1.1 200", 12) == 0) c->ok = 1;
+            if (!c->ok && len >= 12) {
+                if (memcmp(rbuf, "HTTP/1.1 200", 12) == 0) {
+                    c->ok = 1;
+                } else if (storming) { /* refused (503...): try again */
+                    c->closed = 1;
+                    return;
+                }
+            }
+            if (storming) scan_event_id(c, rbuf, len);
             size_t done = scan_markers(c, rbuf, len, t);
             size_t keep_from = len > TAIL - 1 ? len - (TAIL - 1) : 0;
             if (keep_from < done) keep_from = done;
@@ -414,7 +514,7 @@ static void reconnect_if_closed(conn_t *c) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-    if (c->kind == PUB || c->kind == SUB_POLL) {
+    if (c->kind == PUB || c->kind == SUB_POLL || storming) {
         /* keep-alive ended by the server: open a new connection */
         open_conn(c);
     }
@@ -458,6 +558,142 @@ static void loop_once(int timeout_ms) {
         if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
         if (c->closed) reconnect_if_closed(c);
     }
+}
+
+/* Publish whatever is due at the paced rate on idle publisher connections. */
+static void publish_due(long long t, long long until, long long *next_due, long long interval,
+                        int *rr, long long *behind_max) {
+    while (*next_due <= t && *next_due < until) {
+        int found = -1;
+        for (int k = 0; k < pub_conns; k++) {
+            int idx = subs + (*rr - subs + k) % pub_conns;
+            if (conns[idx].connected && !conns[idx].busy && !conns[idx].closed) {
+                found = idx;
+                break;
+            }
+        }
+        if (found < 0) break;
+        *rr = subs + (found - subs + 1) % pub_conns;
+        if (behind_max && t - *next_due > *behind_max) *behind_max = t - *next_due;
+        publish_one(&conns[found]);
+        *next_due += interval * batch;
+    }
+}
+
+/* Messages every subscriber should have got this step. */
+static long long expected_for(conn_t *c) {
+    long long n = 0;
+    for (int j = 0; j < mux; j++) n += published_per_channel[sub_channel(c, j)];
+    return n;
+}
+
+/* Advance a storm subscriber's watermark over the seqs it has seen. */
+static int watermark(int i, long long total) {
+    conn_t *c = &conns[i];
+    while (c->watermark < total && c->watermark < STORM_SEQS &&
+           seen[(size_t)i * STORM_SEQS + c->watermark])
+        c->watermark++;
+    return c->watermark;
+}
+
+static void cut_all(void) {
+    struct linger reset = {1, 0};
+    for (int i = 0; i < subs; i++) {
+        conn_t *c = &conns[i];
+        if (c->fd >= 0) {
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+        }
+        open_conn(c);
+    }
+}
+
+/* --mode storm: steady publishing; every subscriber reset at once; report
+ * subscribers connected over time and the time until all are back with
+ * every message, and exactly-once over the whole run. */
+static void run_storm(void) {
+    storming = 1;
+    cur_step = 1;
+    seen = calloc((size_t)subs * STORM_SEQS, 1);
+    memset(hist, 0, HIST_BUCKETS * sizeof *hist);
+    lat_count = 0;
+    lat_max_ns = 0;
+    long long start = now_ns(), interval = (long long)(1e9 / storm_rate), next_due = start;
+    long long cut_at = start + (long long)(storm_at * 1e9), stop_at = start + (long long)(storm_max * 1e9);
+    long long t_cut = 0, t_all_back = 0, t_recovered = 0, pub_at_back = 0, pub_at_cut = 0;
+    long long next_sample = start, sample_ns = 20000000LL;
+    int rr = subs, cap = (int)(storm_max * 1e9 / sample_ns) + 16, ntl = 0;
+    double *tl_t = malloc(cap * sizeof *tl_t);
+    int *tl_n = malloc(cap * sizeof *tl_n);
+    double s0 = cpu_servers_s();
+    while (1) {
+        long long t = now_ns();
+        if (t >= stop_at || (t_recovered && t >= t_recovered + (long long)(storm_after * 1e9))) break;
+        publish_due(t, stop_at, &next_due, interval, &rr, NULL);
+        if (!t_cut && t >= cut_at) {
+            pub_at_cut = pub_seq;
+            cut_all();
+            t_cut = now_ns();
+        }
+        if (t >= next_sample) {
+            int n = live_subs();
+            if (ntl < cap) {
+                tl_t[ntl] = (t - start) / 1e9;
+                tl_n[ntl++] = n;
+            }
+            next_sample = t + sample_ns;
+            if (t_cut && !t_all_back && n == subs) {
+                t_all_back = t;
+                pub_at_back = pub_seq;
+            }
+            if (t_all_back && !t_recovered) {
+                int all = 1;
+                for (int i = 0; i < subs && all; i++) all = watermark(i, pub_at_back) >= pub_at_back;
+                if (all) t_recovered = t;
+            }
+        }
+        long long wake = next_due < next_sample ? next_due : next_sample;
+        long long wait_ns = wake - now_ns();
+        int timeout_ms = wait_ns <= 0 ? 0 : (int)((wait_ns + 999999) / 1000000);
+        loop_once(timeout_ms > 5 ? 5 : timeout_ms);
+    }
+    double cpu_srv = 100 * (cpu_servers_s() - s0) / ((now_ns() - start) / 1e9);
+    /* publishing has stopped: wait (bounded) for the last deliveries */
+    long long total = pub_seq;
+    long long drain_end = now_ns() + (long long)(drain_s * 1e9);
+    while (now_ns() < drain_end) {
+        int all = 1;
+        for (int i = 0; i < subs && all; i++) all = watermark(i, total) >= total;
+        if (all) break;
+        loop_once(5);
+    }
+    long long missing = 0, duplicated = 0, subs_missing = 0;
+    for (int i = 0; i < subs; i++) {
+        long long m = 0;
+        for (long long q = 0; q < total && q < STORM_SEQS; q++) {
+            unsigned char k = seen[(size_t)i * STORM_SEQS + q];
+            if (!k) m++;
+            else if (k > 1) duplicated += k - 1;
+        }
+        missing += m;
+        if (m) subs_missing++;
+    }
+    printf("{\"event\":\"storm\",\"subscribers\":%d,\"published\":%lld,\"published_before_cut\":%lld,"
+           "\"publish_errors\":%lld,\"rate\":%.2f,\"cut_at_s\":%.3f,\"all_back_s\":%.3f,"
+           "\"recovered_s\":%.3f,\"missing\":%lld,\"subscribers_missing\":%lld,"
+           "\"duplicated\":%lld,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"server_cpu_pct\":%.1f,"
+           "\"timeline_t\":[",
+           subs, total, pub_at_cut, pub_errors, storm_rate, (t_cut - start) / 1e9,
+           t_all_back ? (t_all_back - t_cut) / 1e9 : -1.0,
+           t_recovered ? (t_recovered - t_cut) / 1e9 : -1.0, missing, subs_missing, duplicated,
+           percentile_ms(0.99), lat_max_ns / 1e6, cpu_srv);
+    for (int k = 0; k < ntl; k++) printf("%s%.3f", k ? "," : "", tl_t[k]);
+    printf("],\"timeline_connected\":[");
+    for (int k = 0; k < ntl; k++) printf("%s%d", k ? "," : "", tl_n[k]);
+    printf("]}\n");
+    fflush(stdout);
 }
 
 static void parse_rates(const char *s) {
@@ -504,13 +740,23 @@ int main(int argc, char **argv) {
         else if (OPT("--connect-timeout")) connect_timeout_s = atof(v);
         else if (OPT("--pad")) payload_pad = atoi(v);
         else if (OPT("--retries")) retries_left = atoi(v);
+        else if (OPT("--mux")) mux = atoi(v);
+        else if (OPT("--mux-path")) mux_path = v;
+        else if (OPT("--mux-sep")) mux_sep = v;
+        else if (OPT("--batch")) batch = atoi(v);
+        else if (OPT("--batch-path")) batch_path = v;
+        else if (OPT("--storm-rate")) storm_rate = atof(v);
+        else if (OPT("--storm-at")) storm_at = atof(v);
+        else if (OPT("--storm-after")) storm_after = atof(v);
+        else if (OPT("--storm-max")) storm_max = atof(v);
         else if (OPT("--server-pid")) {
             if (n_server_pids < 4) server_pids[n_server_pids++] = atoi(v);
         } else if (strcmp(a, "--pub-raw") == 0) pub_json = 0;
         else if (strcmp(a, "--quickack") == 0) quickack = 1;
+        else if (strcmp(a, "--ready-on-send") == 0) ready_on_send = 1;
         else usage();
     }
-    if (!port || channels < 1 || subs < 0) usage();
+    if (!port || channels < 1 || subs < 0 || mux < 1 || batch < 1 || (mux > 1 && !mux_path)) usage();
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -521,6 +767,7 @@ int main(int argc, char **argv) {
     epfd = epoll_create1(EPOLL_CLOEXEC);
     int polling = strcmp(mode, "poll") == 0;
     int idle = strcmp(mode, "idle") == 0;
+    int storm = strcmp(mode, "storm") == 0;
     n_conns = subs + (idle ? 0 : pub_conns);
     conns = calloc(n_conns, sizeof *conns);
 
@@ -532,14 +779,14 @@ int main(int argc, char **argv) {
         int pending = 0, ready = 0;
         for (int i = 0; i < opened; i++) {
             /* a long poll is ready once its request is out */
-            if (polling ? conns[i].connected : conns[i].ok) ready++;
+            if (polling || ready_on_send ? conns[i].connected : conns[i].ok) ready++;
             else pending++;
         }
         if (ready == subs) break;
         while (opened < subs && pending < 256) {
             conn_t *c = &conns[opened];
             c->kind = polling ? SUB_POLL : SUB_STREAM;
-            c->channel = opened % channels;
+            c->channel = (int)(((long long)opened * mux) % channels);
             c->fd = -1;
             if (open_conn(c) < 0) {
                 fprintf(stderr, "connect failed: %s\n", strerror(errno));
@@ -555,7 +802,7 @@ int main(int argc, char **argv) {
     int ready = 0;
     for (int i = 0; i < subs; i++)
         if (polling ? conns[i].connected : conns[i].ok && conns[i].fd >= 0) ready++;
-    printf("{\"event\":\"ready\",\"subscribers\":%d,\"wanted\":%d,\"connect_s\":%.3f,"
+    if (!ready_on_send) printf("{\"event\":\"ready\",\"subscribers\":%d,\"wanted\":%d,\"connect_s\":%.3f,"
            "\"loadgen_cpu_s\":%.3f}\n",
            ready, subs, connect_s, cpu_self_s() - cpu0);
     fflush(stdout);
@@ -582,6 +829,30 @@ int main(int argc, char **argv) {
     /* let publishers connect and long polls settle */
     long long settle = now_ns() + 500000000LL;
     while (now_ns() < settle) loop_once(10);
+    if (ready_on_send) {
+        /* No head before the first message: publish (step 0, not counted)
+         * until every subscriber has its head, or the connect timeout. */
+        long long prime_until = now_ns() + (long long)(connect_timeout_s * 1e9);
+        while (live_subs() < subs && now_ns() < prime_until) {
+            for (int k = subs; k < n_conns; k++)
+                if (conns[k].connected && !conns[k].busy && !conns[k].closed) {
+                    publish_one(&conns[k]);
+                    break;
+                }
+            long long pause = now_ns() + 200000000LL;
+            while (now_ns() < pause) loop_once(10);
+        }
+        printf("{\"event\":\"ready\",\"subscribers\":%d,\"wanted\":%d,\"connect_s\":%.3f,"
+               "\"loadgen_cpu_s\":%.3f}\n",
+               live_subs(), subs, (now_ns() - t0) / 1e9, cpu_self_s() - cpu0);
+        fflush(stdout);
+        long long quiet = now_ns() + 500000000LL; /* let the priming deliveries pass */
+        while (now_ns() < quiet) loop_once(10);
+    }
+    if (storm) {
+        run_storm();
+        return 0;
+    }
 
     for (int s = 0; s < n_rates; s++) {
         cur_step++;
@@ -606,22 +877,7 @@ int main(int argc, char **argv) {
         while (1) {
             long long t = now_ns();
             if (t >= step_end) break;
-            while (next_due <= t && next_due < step_end) {
-                /* find an idle publisher connection */
-                int found = -1;
-                for (int k = 0; k < pub_conns; k++) {
-                    int idx = subs + (rr - subs + k) % pub_conns;
-                    if (conns[idx].connected && !conns[idx].busy && !conns[idx].closed) {
-                        found = idx;
-                        break;
-                    }
-                }
-                if (found < 0) break;
-                rr = subs + (found - subs + 1) % pub_conns;
-                if (t - next_due > behind_max) behind_max = t - next_due;
-                publish_one(&conns[found]);
-                next_due += interval;
-            }
+            publish_due(t, step_end, &next_due, interval, &rr, &behind_max);
             /* Sleep until the next publish is due (rounded up to a whole
              * millisecond), or 1 ms when every publisher is busy: never spin. */
             long long wait_ns = next_due - now_ns();
@@ -635,7 +891,7 @@ int main(int argc, char **argv) {
          * accepted (a refused one is reported as not connected, not lost). */
         long long expected = 0;
         for (int i = 0; i < subs; i++)
-            if (polling || conns[i].ok) expected += published_per_channel[conns[i].channel];
+            if (polling || conns[i].ok) expected += expected_for(&conns[i]);
         long long drain_end = now_ns() + (long long)(drain_s * 1e9);
         long long got = 0;
         while (1) {

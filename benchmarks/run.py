@@ -1,18 +1,32 @@
 """Run the benchmark: ``python -m benchmarks [--quick]``.
 
-Measures wsgi_push, sse-starlette and Nchan in one run, each server pinned to
-core 0 and the C load generator (``loadgen.c``, compiled here into
+Measures wsgi_push (``python -m wsgi_push``, and under a plain
+``gevent.pywsgi.WSGIServer``), sse-starlette and Nchan, and on Redis the
+gunicorn push worker and Flask-SSE, in one run: each server pinned to core 0
+and the C load generator (``loadgen.c``, compiled here into
 ``benchmarks/work/``) pinned to core 1, on loopback only. Writes
-``benchmarks/results/results.json``, ``results.md`` and ``fanout.png``.
+``benchmarks/results/results.json``, ``results.md`` and the plots.
 
-Scenarios (each bounded in time; the run stops by itself):
+Scenarios (each bounded in time; the run stops by itself), each run by the
+targets that can take part (``Target.scenarios``):
 
 - ``idle``: hold N SSE connections; server RSS growth / N and idle CPU with
-  15 s heartbeats.
+  15 s heartbeats. ``idle-mux``: the same with 10 channels per connection.
 - ``fanout``: N subscribers on one channel; the publish rate rises step by
   step until p99 > 1 s, a delivery is lost, or publishing can't keep up.
-- ``longpoll``: 1,000 long-poll clients passing ``since=last_id``.
-- ``channels``: 1,000 channels with one SSE subscriber each.
+  ``fanout-mux``: 1,000 subscribers each following the same 10 channels over
+  one connection, publishing round-robin over them.
+- ``channels``: 1,000 channels with one SSE subscriber each, one HTTP
+  publish per message; ``channels-batch``: the same, published in batches of
+  100 (``POST /push/publish``).
+- ``longpoll``: 1,000 (full run: also 5,000 and 10,000) long-poll clients,
+  each driven the way its own client library polls: wsgi_push with
+  ``since=<last_id>``, Nchan with ``If-Modified-Since``/``If-None-Match``
+  and multipart answers (NchanSubscriber.js).
+- ``storm``: 10,000 SSE subscribers reset at once while publishing goes on;
+  time until every one is back with every message exactly once.
+- ``redis-fanout``: fan-out to 100 / 1,000 / 5,000 subscribers on a
+  RedisBroker under the gunicorn push worker, and Flask-SSE on Redis.
 """
 
 from __future__ import annotations
@@ -30,6 +44,10 @@ from .report import write_reports
 from .targets import REPO, WORK, Target, all_targets, rss_kib
 
 RESULTS = REPO / "benchmarks" / "results"
+SCENARIOS = (
+    "idle", "idle-mux", "fanout", "fanout-mux", "channels", "channels-batch", "longpoll",
+    "storm", "redis-fanout",
+)  # fmt: skip
 LOADGEN_SOURCE = REPO / "benchmarks" / "loadgen.c"
 LOADGEN = WORK / "loadgen"
 CLIENT_CORE = "1"
@@ -37,7 +55,7 @@ CLIENT_CORE = "1"
 # Deliveries/s asked for, step by step (x sqrt 2): 10,000 is always a step,
 # so the latency target reads its p99 there.
 DELIVERY_LADDER = [
-    2_500, 5_000, 10_000, 14_000, 20_000, 28_000, 40_000, 56_000, 80_000,
+    250, 500, 1_000, 2_500, 5_000, 10_000, 14_000, 20_000, 28_000, 40_000, 56_000, 80_000,
     113_000, 160_000, 226_000, 320_000, 452_000, 640_000,
 ]  # fmt: skip
 
@@ -63,11 +81,12 @@ def setup(install: bool) -> None:
 def install_peers() -> None:
     """Benchmark-only dependencies; a failure is reported, never fatal."""
     try:
+        import flask_sse  # noqa: F401
         import matplotlib  # noqa: F401
         import sse_starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        log("installing sse-starlette, uvicorn[standard], matplotlib from PyPI")
+        log("installing sse-starlette, flask-sse, uvicorn[standard], matplotlib from PyPI")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-r",
              str(REPO / "benchmarks" / "requirements.txt")],
@@ -87,7 +106,9 @@ def install_peers() -> None:
 # -- the load generator ----------------------------------------------------
 
 
-def loadgen_args(target: Target, prefix: str, subs: int, channels: int = 1) -> list[str]:
+def loadgen_args(
+    target: Target, prefix: str, subs: int, channels: int = 1, mux: int = 1, batch: int = 1
+) -> list[str]:
     args = [
         "taskset", "-c", CLIENT_CORE, str(LOADGEN),
         "--port", str(target.port), "--subs", str(subs), "--channels", str(channels),
@@ -97,6 +118,14 @@ def loadgen_args(target: Target, prefix: str, subs: int, channels: int = 1) -> l
         args += ["--pub-auth", target.pub_auth]
     if target.pub_raw:
         args.append("--pub-raw")
+    if mux > 1:
+        assert target.mux_path is not None
+        args += ["--mux", str(mux), "--mux-path", target.mux_path]
+    if batch > 1:
+        assert target.batch_path is not None
+        args += ["--batch", str(batch), "--batch-path", target.batch_path]
+    if target.ready_on_send:
+        args.append("--ready-on-send")
     for pid in target.server_pids():
         args += ["--server-pid", str(pid)]
     return args
@@ -157,11 +186,14 @@ def summarise_ramp(steps: list[dict[str, Any]]) -> dict[str, Any]:
 # -- scenarios -------------------------------------------------------------
 
 
-def scenario_idle(target: Target, subs: int, hold: float, run_id: str) -> dict[str, Any]:
+def scenario_idle(
+    target: Target, subs: int, hold: float, prefix: str, channels: int = 1, mux: int = 1
+) -> dict[str, Any]:
     pids = target.server_pids()
     time.sleep(1.0)
     before = rss_kib(pids)
-    args = loadgen_args(target, f"{run_id}idle", subs) + ["--mode", "idle", "--hold", str(hold)]
+    args = loadgen_args(target, prefix, subs, channels, mux)
+    args += ["--mode", "idle", "--hold", str(hold)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     ready = json.loads(process.stdout.readline() or "{}")
@@ -185,6 +217,7 @@ def scenario_idle(target: Target, subs: int, hold: float, run_id: str) -> dict[s
         "loadgen_cpu_pct": held.get("loadgen_cpu_pct"),
         "closed_during_hold": held.get("closed"),
         "hold_s": held.get("hold_s"),
+        "channels_per_connection": mux,
     }
 
 
@@ -196,23 +229,108 @@ def scenario_ramp(
     start: float,
     step_s: float,
     mode: str = "stream",
+    mux: int = 1,
+    batch: int = 1,
 ) -> dict[str, Any]:
-    args = loadgen_args(target, prefix, subs, channels)
+    args = loadgen_args(target, prefix, subs, channels, mux, batch)
     if mode == "poll":
         assert target.poll_path is not None
         args[args.index("--sub-path") + 1] = target.poll_path
         args += ["--mode", "poll", "--flavour", target.poll_flavour]
-    per_message = subs // channels  # deliveries per published message
+    per_message = max(1, subs * mux // channels)  # deliveries per published message
     args += ["--rates", ladder(per_message, start, step_s), "--drain", "2", "--retries", "1"]
     lines = run_loadgen(args, timeout=600)
     ready = next((line for line in lines if line["event"] == "ready"), {})
     steps = [line for line in lines if line["event"] == "step"]
     result = summarise_ramp(steps)
     connected = ready.get("subscribers", 0)
-    result.update(subscribers=subs, channels=channels, connected=connected)
+    result.update(subscribers=subs, channels=channels, connected=connected, mux=mux, batch=batch)
     if connected < subs:  # a server that refuses subscribers has not held N
         result.update(max_deliveries_per_s=0.0, stopped_by=f"only {connected} of {subs} connected")
     return result
+
+
+def scenario_storm(target: Target, subs: int, prefix: str) -> dict[str, Any]:
+    """Reset every subscriber at once while publishing 2 messages/s (10,000
+    subscribers: 20,000 deliveries/s, far from saturating the core); the
+    load generator reconnects them all with their Last-Event-ID."""
+    args = loadgen_args(target, prefix, subs)
+    args += ["--mode", "storm", "--storm-rate", "2", "--storm-at", "3", "--storm-after", "3",
+             "--storm-max", "60", "--drain", "5"]  # fmt: skip
+    lines = run_loadgen(args, timeout=240)
+    ready = next((line for line in lines if line["event"] == "ready"), {})
+    storm = next((line for line in lines if line["event"] == "storm"), None)
+    if storm is None:
+        return {"subscribers": subs, "error": "no storm report",
+                "connected": ready.get("subscribers")}  # fmt: skip
+    storm["connected_before"] = ready.get("subscribers")
+    return storm
+
+
+def _ramps(
+    target: Target, config: argparse.Namespace, key: str, sizes: list[int], run_id: str,
+    mode: str = "stream", low_start: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """One ramp per size, each on a fresh server: connections of the
+    previous one are only noticed gone at their next heartbeat."""
+    out = {}
+    for subs in sizes:
+        first = 2_500 if subs < 5_000 else 10_000
+        if low_start:
+            first = 250 if subs <= 1_000 else 1_000
+        log(f"{target.name}: {key} {subs}")
+        target.start(heartbeat=15.0)
+        try:
+            ramp = scenario_ramp(target, f"{run_id}{key[:2]}{subs}c", subs, 1, first,
+                                 config.step, mode=mode)  # fmt: skip
+        finally:
+            target.stop()
+        out[str(subs)] = ramp
+        log(f"{target.name}: {key} {subs}: {ramp['max_deliveries_per_s']:.0f}/s "
+            f"({ramp['stopped_by']})")  # fmt: skip
+    return out
+
+
+def run_scenario(target: Target, scenario: str, config: argparse.Namespace, run_id: str) -> Any:
+    """One scenario on ``target``: its result for results.json."""
+    if scenario in ("idle", "idle-mux"):
+        mux = 10 if scenario == "idle-mux" else 1
+        channels = 1_000 if mux > 1 else 1
+        target.start(heartbeat=15.0)
+        try:
+            log(f"{target.name}: {scenario} {config.idle_subs} connections x {mux} channels")
+            return scenario_idle(target, config.idle_subs, config.hold,
+                                 f"{run_id}{scenario.replace('-', '')}", channels, mux)  # fmt: skip
+        finally:
+            target.stop()
+    if scenario == "fanout":
+        return _ramps(target, config, "fanout", config.fanout_subs, run_id)
+    if scenario == "redis-fanout":
+        # Flask-SSE publishes through a new Redis connection per message:
+        # start low enough for it to pass a step.
+        return _ramps(target, config, "redis-fanout", config.redis_subs, run_id, low_start=True)
+    if scenario == "longpoll":
+        return _ramps(target, config, "longpoll", config.poll_clients, run_id, mode="poll")
+    target.start(heartbeat=15.0)
+    try:
+        if scenario == "fanout-mux":
+            return scenario_ramp(target, f"{run_id}fm", config.mux_subs, 10, 2_500,
+                                 config.step, mux=10)  # fmt: skip
+        if scenario in ("channels", "channels-batch"):
+            batch = 100 if scenario == "channels-batch" else 1
+            return scenario_ramp(target, f"{run_id}{scenario[-5:]}", config.channels,
+                                 config.channels, 1_000, config.step, batch=batch)  # fmt: skip
+        if scenario == "storm":
+            return scenario_storm(target, config.storm_subs, f"{run_id}st")
+        raise ValueError(f"unknown scenario {scenario}")
+    finally:
+        target.stop()
+
+
+def summary(result: Any) -> str:
+    if isinstance(result, dict) and "max_deliveries_per_s" in result:
+        return f"{result['max_deliveries_per_s']:.0f}/s ({result['stopped_by']})"
+    return json.dumps(result)[:400]
 
 
 def run_target(target: Target, config: argparse.Namespace, run_id: str) -> dict[str, Any]:
@@ -221,50 +339,17 @@ def run_target(target: Target, config: argparse.Namespace, run_id: str) -> dict[
         log(f"{target.name}: NOT MEASURED: {target.unavailable}")
         results["unavailable"] = target.unavailable
         return results
-    try:
-        if "idle" in config.scenarios:
-            target.start(heartbeat=15.0)
-            log(f"{target.name}: idle-hold {config.idle_subs} connections for {config.hold:.0f}s")
-            results["idle"] = scenario_idle(target, config.idle_subs, config.hold, run_id)
-            log(f"{target.name}: idle {json.dumps(results['idle'])}")
+    for scenario in config.scenarios:
+        if scenario not in target.scenarios:
+            continue
+        try:
+            results[scenario] = run_scenario(target, scenario, config, run_id)
+            log(f"{target.name}: {scenario}: {summary(results[scenario])}")
+        except Exception as error:  # a peer failing must not lose the others' figures
+            log(f"{target.name}: {scenario} FAILED: {error!r}")
+            results.setdefault("errors", {})[scenario] = repr(error)
+        finally:
             target.stop()
-        # A fresh server for every ramp: connections of the previous one are
-        # only noticed gone at their next heartbeat, and would still count.
-        if "fanout" in config.scenarios:
-            results["fanout"] = {}
-            for subs in config.fanout_subs:
-                start = 2_500 if subs < 5_000 else 10_000
-                log(f"{target.name}: fan-out to {subs} subscribers")
-                target.start(heartbeat=15.0)
-                ramp = scenario_ramp(target, f"{run_id}f{subs}c", subs, 1, start, config.step)
-                target.stop()
-                results["fanout"][str(subs)] = ramp
-                log(f"{target.name}: fan-out {subs}: {ramp['max_deliveries_per_s']:.0f}/s "
-                    f"({ramp['stopped_by']})")  # fmt: skip
-        if "channels" in config.scenarios:
-            log(f"{target.name}: {config.channels} channels, one subscriber each")
-            target.start(heartbeat=15.0)
-            ramp = scenario_ramp(
-                target, f"{run_id}m", config.channels, config.channels, 1_000, config.step
-            )
-            target.stop()
-            results["channels"] = ramp
-            log(f"{target.name}: channels: {ramp['max_deliveries_per_s']:.0f}/s "
-                f"({ramp['stopped_by']})")  # fmt: skip
-        if "longpoll" in config.scenarios and target.poll_path:
-            log(f"{target.name}: long polling, {config.poll_clients} clients")
-            target.start(heartbeat=15.0)
-            ramp = scenario_ramp(
-                target, f"{run_id}p", config.poll_clients, 1, 2_500, config.step, mode="poll"
-            )
-            results["longpoll"] = ramp
-            log(f"{target.name}: long-poll: {ramp['max_deliveries_per_s']:.0f}/s "
-                f"({ramp['stopped_by']})")  # fmt: skip
-    except Exception as error:  # a peer failing must not lose the others' figures
-        log(f"{target.name}: FAILED: {error!r}")
-        results["error"] = repr(error)
-    finally:
-        target.stop()
     return results
 
 
@@ -275,21 +360,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="smaller N, shorter steps (~4 min)")
-    parser.add_argument("--targets", default="wsgi_push,sse-starlette,nchan")
-    parser.add_argument("--scenarios", default="idle,fanout,channels,longpoll")
+    parser.add_argument("--targets", default=",".join(t.name for t in all_targets()))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--no-install", action="store_true", help="don't install the peers")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the given targets' scenarios in an existing results.json, keep the rest",
+    )
+    sizes = parser.add_argument_group("overrides (to fit a run in a time slot)")
+    for option in ("fanout-subs", "redis-subs", "poll-clients"):
+        sizes.add_argument(f"--{option}", type=lambda text: [int(n) for n in text.split(",")])
+    for option in ("idle-subs", "storm-subs"):
+        sizes.add_argument(f"--{option}", type=int)
+    for option in ("step", "hold"):
+        sizes.add_argument(f"--{option}", type=float, help="seconds")
     config = parser.parse_args(argv)
+    overrides = {key: value for key, value in vars(config).items() if value is not None}
     config.targets = config.targets.split(",")
     config.scenarios = config.scenarios.split(",")
     if config.quick:
         config.idle_subs, config.hold, config.step = 2_000, 16.0, 2.0
-        config.fanout_subs = [100, 1_000]
+        config.fanout_subs = config.redis_subs = [100, 1_000]
+        config.poll_clients, config.storm_subs, config.mux_subs = [1_000], 2_000, 1_000
     else:
         config.idle_subs, config.hold, config.step = 10_000, 32.0, 3.0
         config.fanout_subs = [100, 1_000, 5_000, 10_000]
+        config.redis_subs = [100, 1_000, 5_000]
+        config.poll_clients = [1_000, 5_000, 10_000]
+        config.storm_subs, config.mux_subs = 10_000, 1_000
     config.channels = 1_000
-    config.poll_clients = 1_000
+    for key in ("fanout_subs", "redis_subs", "poll_clients", "idle_subs", "storm_subs", "step",
+                "hold"):  # fmt: skip
+        if key in overrides:
+            setattr(config, key, overrides[key])
     return config
 
 
@@ -305,18 +410,48 @@ def main(argv: list[str] | None = None) -> None:
             "machine": machine_facts(),
             "note": "2 cores shared with other work: figures are noisy, ratios within a run "
             "are the meaningful part",
+            "what": f"targets {','.join(config.targets)}; scenarios {','.join(config.scenarios)}; "
+            f"step {config.step:g} s, fan-out {config.fanout_subs}, long-poll "
+            f"{config.poll_clients}, Redis {config.redis_subs}, storm {config.storm_subs}, "
+            f"idle {config.idle_subs} for {config.hold:g} s",
         },
         "targets": {},
     }
+    run_info = results["run"]
+    previous = config.output / "results.json"
+    if config.merge and previous.exists():
+        merged = json.loads(previous.read_text())
+        merged["run"].setdefault("partial_runs", []).append(results["run"])
+        results = merged
     for target in all_targets():
         if target.name in config.targets:
-            results["targets"][target.name] = run_target(target, config, run_id)
-    results["run"]["duration_s"] = round(time.time() - started, 1)
+            measured = run_target(target, config, run_id)
+            if config.merge:
+                merge_target(results["targets"].setdefault(target.name, {}), measured)
+            else:
+                results["targets"][target.name] = measured
+    run_info["duration_s"] = round(time.time() - started, 1)
     config.output.mkdir(parents=True, exist_ok=True)
     (config.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_reports(results, config.output)
-    log(f"wrote {config.output}/results.json, results.md, fanout.png "
-        f"in {results['run']['duration_s']:.0f}s")  # fmt: skip
+    log(f"wrote {config.output}/results.json, results.md and the plots "
+        f"in {run_info['duration_s']:.0f}s")  # fmt: skip
+
+
+def merge_target(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A partial run's scenarios into a target's results; a scenario with one
+    ramp per size keeps the sizes this run did not measure."""
+    for scenario, value in new.items():
+        previous = old.get(scenario)
+        if (
+            isinstance(previous, dict)
+            and isinstance(value, dict)
+            and value
+            and all(key.isdigit() for key in value)
+        ):
+            previous.update(value)
+        else:
+            old[scenario] = value
 
 
 def machine_facts() -> dict[str, Any]:

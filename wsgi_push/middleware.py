@@ -56,6 +56,7 @@ from .errors import (
 )
 from .message import check_channel, dumps
 from .metrics import PrometheusMetrics
+from .nodelay import NagleOff
 from .request import (
     parse_channels,
     parse_cursor,
@@ -194,12 +195,14 @@ class PushMiddleware:
         self.client_script = ClientScript()
         self.metrics = PrometheusMetrics(self) if expose_metrics else None
         self._routes_start = prefix + "/"
+        self._nagle_off = NagleOff()
         lifecycle.register(self)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path != self.prefix and not path.startswith(self._routes_start):
             return self.app(environ, start_response)
+        self._nagle_off(environ)  # plain pywsgi leaves it on; see nodelay.py
         try:
             status, headers, body = self._dispatch(environ, path[len(self._routes_start) :])
         except PushError as error:

@@ -24,7 +24,9 @@ import gevent.socket
 from gevent import pywsgi
 
 from .disconnect import ON_DISCONNECT, DisconnectWatch
+from .httpfast import FastHeadMixin
 from .lifecycle import drain_all
+from .nodelay import SOCKET_TUNED
 from .stats import PROCESS_COUNTERS
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
             super().sendall(memoryview(data)[sent:], flags)
 
 
-class PushHandler(pywsgi.WSGIHandler):  # type: ignore[misc]
+class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     """pywsgi's handler, lean for many idle connections and quiet about
     clients dropped by the send timeout.
 
@@ -124,6 +126,8 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.access_log = kwargs.get("log", "default") is not None
+        self.environ[SOCKET_TUNED] = True  # handle() does it: the middleware need not
         self.handlers: set[gevent.Greenlet] = set()  # one per open connection
         # Those reading the next request line of a kept-alive connection:
         # nothing is in progress there, so stop() ends them first.

@@ -1,6 +1,7 @@
 """The sse-starlette peer: the idiomatic fan-out app for it.
 
-Each SSE subscriber owns an ``asyncio.Queue`` registered under its channel;
+Each SSE subscriber owns an ``asyncio.Queue`` registered under its channel
+(under each of them for ``/sse/a,b,c``);
 ``POST /publish/<channel>`` puts the raw body into every queue of the
 channel, and ``EventSourceResponse`` sends each as one ``data:`` event with a
 ping every 15 s. Served by ``uvicorn benchmarks.apps.starlette_app:app``.
@@ -24,16 +25,20 @@ last_id: dict[str, int] = defaultdict(int)
 
 
 async def sse(request: Request) -> EventSourceResponse:
-    channel = request.path_params["channel"]
+    # "a,b,c" follows several channels over one connection: the same queue
+    # registered under each.
+    channels = request.path_params["channel"].split(",")
     queue: asyncio.Queue[str] = asyncio.Queue()
-    subscribers[channel].add(queue)
+    for channel in channels:
+        subscribers[channel].add(queue)
 
     async def events():  # type: ignore[no-untyped-def]
         try:
             while True:
                 yield await queue.get()
         finally:
-            subscribers[channel].discard(queue)
+            for channel in channels:
+                subscribers[channel].discard(queue)
 
     return EventSourceResponse(events(), ping=PING)
 
