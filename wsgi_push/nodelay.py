@@ -30,14 +30,6 @@ logger = logging.getLogger("wsgi_push")
 #: An environ key a server sets when its sockets already have Nagle off.
 SOCKET_TUNED = "wsgi_push.socket_tuned"
 
-PLAIN_PYWSGI_NOTE = (
-    "wsgi_push: served by gevent's plain pywsgi.WSGIServer; the middleware turns "
-    "Nagle off on each push connection itself, but cannot give it a listen backlog "
-    "for reconnect storms (pywsgi's is 128), a send timeout for clients that stop "
-    "reading, 1 KiB instead of 8 KiB read buffers per idle connection, or a drain "
-    "on SIGTERM: serve with wsgi_push.serve or python -m wsgi_push for those"
-)
-
 
 class NagleOff:
     """Turn Nagle off on each connection pywsgi hands a push request over.
@@ -69,7 +61,13 @@ class NagleOff:
             and environ.get("SERVER_SOFTWARE", "").startswith("gevent")
         ):
             self._noted = True
-            logger.warning(PLAIN_PYWSGI_NOTE)
+            logger.warning(
+                "wsgi_push: served by gevent's plain pywsgi.WSGIServer; the middleware turns "
+                "Nagle off on each push connection itself, but cannot give it a listen backlog "
+                "for reconnect storms (pywsgi's is 128), a send timeout for clients that stop "
+                "reading, 1 KiB instead of 8 KiB read buffers per idle connection, or a drain "
+                "on SIGTERM: serve with wsgi_push.serve or python -m wsgi_push for those"
+            )
 
 
 def set_nodelay(reader: Any) -> bool:
