@@ -14,9 +14,14 @@ from tests.support.raw_http import raw_response
 from tests.support.servers import ServerProcess
 from wsgi_push.httpfast import httptools
 
-pytestmark = pytest.mark.skipif(
-    httptools is None, reason="httptools (the speedups extra) is not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _needs_httptools() -> None:
+    """Fail loudly, never skip: without httptools these tests would compare
+    pywsgi's parser with itself (`.ci/run` installs it with the dev extra)."""
+    if httptools is None:
+        pytest.fail("httptools is not installed: pip install -e '.[dev]'", pytrace=False)
+
 
 APP = "tests.support.environ_app:app"
 REQUESTS = [
