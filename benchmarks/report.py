@@ -48,17 +48,21 @@ def _sizes(results: dict[str, Any], scenario: str) -> list[str]:
     return sorted(sizes, key=int)
 
 
+def _held(results: dict[str, Any], scenario: str) -> int:
+    """How many connections an idle scenario asked for (the first target that ran it)."""
+    return next((_get(results, n, scenario, "wanted") for n in results["targets"]
+                 if _get(results, n, scenario)), 0)  # fmt: skip
+
+
 def figures(results: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     """Rows: (figure, unit, path into a target's results)."""
     rows: list[tuple[str, str, list[str]]] = []
-    idle_n = next((_get(results, n, "idle", "wanted") for n in results["targets"]
-                   if _get(results, n, "idle")), 0)  # fmt: skip
+    idle_n = _held(results, "idle")
     rows.append((f"idle memory per SSE connection, {idle_n:,} held", "KiB",
                  ["idle", "kib_per_connection"]))  # fmt: skip
     rows.append((f"idle CPU, {idle_n:,} connections, 15 s heartbeats", "% core",
                  ["idle", "idle_cpu_pct"]))  # fmt: skip
-    mux_n = next((_get(results, n, "idle-mux", "wanted") for n in results["targets"]
-                  if _get(results, n, "idle-mux")), 0)  # fmt: skip
+    mux_n = _held(results, "idle-mux")
     rows.append((f"idle memory per connection, {mux_n:,} × 10 channels", "KiB",
                  ["idle-mux", "kib_per_connection"]))  # fmt: skip
     rows.append((f"idle CPU, {mux_n:,} connections × 10 channels", "% core",
