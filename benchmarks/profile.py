@@ -1,6 +1,7 @@
 """Profile the wsgi_push server under fan-out load with py-spy.
 
-``python -m benchmarks.profile [--subs 10000] [--channels 1] [--deliveries 40000] [--seconds 15]``
+``python -m benchmarks.profile [--subs 10000] [--channels 1] [--deliveries 40000] [--seconds 15]
+[--mode stream|poll]``
 
 Starts the benchmark server on core 0, holds ``--subs`` SSE subscribers
 (spread over ``--channels`` channels) and publishes at ``--deliveries`` per
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--deliveries", type=float, default=40_000)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--mode", choices=("stream", "poll"), default="stream",
+                        help="SSE subscribers or long-poll clients")
     parser.add_argument("--name", default="profile-fanout")
     config = parser.parse_args(argv)
     if shutil.which("py-spy") is None:
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rate = config.deliveries / (config.subs // config.channels)  # publishes per second
         prefix = f"prof{int(time.time()) % 100000}c"
-        args = loadgen_args(target, prefix, config.subs, config.channels)
+        args = loadgen_args(target, prefix, config.subs, config.channels, mode=config.mode)
         seconds = config.seconds + 5
         args += ["--rates", f"{rate}/{seconds}", "--drain", "3"]
         loadgen = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)

@@ -107,13 +107,27 @@ def install_peers() -> None:
 
 
 def loadgen_args(
-    target: Target, prefix: str, subs: int, channels: int = 1, mux: int = 1, batch: int = 1
+    target: Target,
+    prefix: str,
+    subs: int,
+    channels: int = 1,
+    mux: int = 1,
+    batch: int = 1,
+    mode: str = "stream",
 ) -> list[str]:
+    """The load generator's command line; ``mode="poll"``: long-poll clients
+    driven the way the target's own client library polls."""
+    sub_path = target.sub_path
+    if mode == "poll":
+        assert target.poll_path is not None
+        sub_path = target.poll_path
     args = [
         "taskset", "-c", CLIENT_CORE, str(LOADGEN),
         "--port", str(target.port), "--subs", str(subs), "--channels", str(channels),
-        "--prefix", prefix, "--sub-path", target.sub_path, "--pub-path", target.pub_path,
+        "--prefix", prefix, "--sub-path", sub_path, "--pub-path", target.pub_path,
     ]  # fmt: skip
+    if mode == "poll":
+        args += ["--mode", "poll", "--flavour", target.poll_flavour]
     if target.pub_auth:
         args += ["--pub-auth", target.pub_auth]
     if target.pub_raw:
@@ -232,11 +246,7 @@ def scenario_ramp(
     mux: int = 1,
     batch: int = 1,
 ) -> dict[str, Any]:
-    args = loadgen_args(target, prefix, subs, channels, mux, batch)
-    if mode == "poll":
-        assert target.poll_path is not None
-        args[args.index("--sub-path") + 1] = target.poll_path
-        args += ["--mode", "poll", "--flavour", target.poll_flavour]
+    args = loadgen_args(target, prefix, subs, channels, mux, batch, mode)
     per_message = max(1, subs * mux // channels)  # deliveries per published message
     args += ["--rates", ladder(per_message, start, step_s), "--drain", "2", "--retries", "1"]
     lines = run_loadgen(args, timeout=600)
