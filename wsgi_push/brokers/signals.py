@@ -1,8 +1,9 @@
 """Greenlet wake-ups per channel: how a publish resumes its subscribers.
 
-A subscriber parks on a :class:`Spot` (a gevent ``Waiter`` and a repeating
-loop timer for its timeout) registered under each channel it follows; a
-publish takes the channel's whole set and resumes it in one hub callback.
+A subscriber parks on a :class:`Spot` (a gevent ``Waiter``, and a timeout
+kept by its hub's :class:`~wsgi_push.brokers.timeouts.Timeouts`) registered
+under each channel it follows; a publish takes the channel's whole set and
+resumes it in one hub callback.
 
 Safe across threads: under a threaded development server (``flask run``,
 Django's ``runserver``) every request thread has a hub of its own, so a
@@ -13,10 +14,14 @@ callback when that hub belongs to another thread.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Iterable, Mapping
+from time import monotonic
 
 from gevent.hub import Hub, Waiter, get_hub
 from gevent.monkey import get_original
+
+from .timeouts import grid_for, timeouts_of
 
 # Real thread primitives even under monkey patching: the registry is shared
 # by every thread's hub, and nobody switches greenlets while holding it.
@@ -27,6 +32,7 @@ Behind = Callable[[str, int], bool]
 """``behind(channel, position)``: whether a message after ``position`` may exist."""
 
 _TIMED_OUT = object()
+_NOT_PARKED = math.inf
 _WOKEN = object()
 
 
@@ -42,16 +48,28 @@ class WaitResult(enum.Enum):
 
 
 class Spot:
-    """Where one greenlet parks: a ``Waiter`` and a timer, made once and
-    reused for every wait of a connection.
+    """Where one greenlet parks: a ``Waiter``, reused for every wait of a
+    connection, and its timeout, kept by its hub's
+    :class:`~wsgi_push.brokers.timeouts.Timeouts` (see there: timeouts
+    fire together, a few times a second, not one by one).
 
-    Made per wait, they and the bound method the timer holds outlived the
-    garbage collector's young generation while parked, so every wait added
-    long-lived objects and made its full passes frequent (about a sixth of
-    the CPU of a fan-out to 5,000 subscribers). :meth:`close` when done.
+    A park that a publish ends leaves the timeout where it is: the next park
+    only notes when it began, and when the timeout's bucket comes due the
+    spot either times out (parked for ``timeout`` seconds by then) or files
+    itself again for its real deadline (dropping out if no longer parked).
+    A subscriber woken many times per heartbeat touches the timeouts once
+    per heartbeat, not on every wake-up.
+
+    Per-wait objects outlived the garbage collector's young generation while
+    parked, so every wait added long-lived objects and made its full passes
+    frequent (about a sixth of the CPU of a fan-out to 5,000 subscribers):
+    a spot allocates nothing per wait. :meth:`close` when done.
     """
 
-    __slots__ = ("hub", "waiter", "timeout", "woken", "joined", "wait_number", "_timer")
+    __slots__ = (
+        "hub", "waiter", "timeout", "woken", "joined", "wait_number",
+        "bucket", "due", "_since", "_grid", "_timeouts",
+    )  # fmt: skip
 
     def __init__(self, timeout: float | None) -> None:
         self.hub: Hub = get_hub()
@@ -61,20 +79,23 @@ class Spot:
         # meant for an earlier wait of this spot is dropped (Signals.wait).
         self.joined: list[dict[Spot, int]] = []
         self.wait_number = 0
+        self._timeouts = timeouts_of(self.hub)
+        # Where this spot's timeout waits (the Timeouts' bookkeeping).
+        self.bucket: dict[Spot, None] | None = None
+        self.due = 0.0
+        self._since = _NOT_PARKED  # when the current park began
         self.timeout: float | None = None
-        self._timer = None
+        self._grid = 0.0
         self.set_timeout(timeout)
 
     def set_timeout(self, timeout: float | None) -> None:
-        """Use ``timeout`` for the next parks (rarely changes: a new timer)."""
-        if timeout == self.timeout and (timeout is None) == (self._timer is None):
+        """Use ``timeout`` (seconds, None: wait without one) for the next parks."""
+        if timeout == self.timeout:
             return
-        if self._timer is not None:
-            self._timer.close()
+        self._timeouts.discard(self)  # filed for the old timeout
         self.timeout = timeout
-        # Repeating, so that ``again()`` re-arms it after it fired: a
-        # one-shot libev timer started again would fire at once.
-        self._timer = None if timeout is None else self.hub.loop.timer(timeout, timeout)
+        if timeout is not None:
+            self._grid = grid_for(timeout)
 
     def park(self) -> object:
         """Block until resumed or timed out; return what resumed it."""
@@ -82,13 +103,31 @@ class Spot:
         waiter.clear()
         if self.woken:
             return _WOKEN
-        if self._timer is not None:
-            self._timer.again(waiter.switch, _TIMED_OUT)
+        timeout = self.timeout
+        if timeout is None:
+            return waiter.get()
+        timeouts = self._timeouts
+        self._since = now = monotonic()
+        if self.bucket is None:
+            timeouts.add(self, now + timeout, self._grid)
+        if not timeouts.parked:
+            timeouts.hold(True)
+        timeouts.parked += 1
         try:
             return waiter.get()
         finally:
-            if self._timer is not None:
-                self._timer.stop()
+            self._since = _NOT_PARKED
+            timeouts.parked -= 1
+            if not timeouts.parked:
+                timeouts.hold(False)
+
+    def expire(self, now: float) -> None:
+        """The timeout's bucket came due (its hub's timeouts call this)."""
+        deadline = self._since + self.timeout  # type: ignore[operator]  # filed: has one
+        if deadline <= now:
+            self.waiter.switch(_TIMED_OUT)
+        elif deadline != _NOT_PARKED:  # parked again since it was filed
+            self._timeouts.add(self, deadline, self._grid)
 
     def wake(self) -> None:
         """End the current park and every later one at once, from any
@@ -97,9 +136,8 @@ class Spot:
         _run_on_hub(self.hub, self.waiter.switch, _WOKEN)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.close()
-            self._timer = None
+        """Done with the spot: its timeout goes."""
+        self._timeouts.discard(self)
 
 
 class Signals:
