@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 import requests
 from gevent import socket as gevent_socket
 
 from tests.support.servers import pywsgi_server
 from wsgi_push import PushMiddleware, make_server
+from wsgi_push.nowait import WRITE_NOWAIT
 from wsgi_push.server import DEFAULT_BACKLOG, DEFAULT_SEND_BUFFER, PushHandler, PushServer
 
 
@@ -74,3 +76,60 @@ def test_python_m_wsgi_push_serves_on_the_port_it_prints() -> None:
     with pywsgi_server() as server:
         response = requests.get(f"{server.url}/app/stream", timeout=5)
         assert response.status_code == 200 and response.text == "one\ntwo\nthree\n"
+
+
+def _dechunk(raw: bytes) -> bytes:
+    """An HTTP/1.1 chunked body, decoded strictly (a torn chunk fails)."""
+    body, rest = b"", raw
+    while True:
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            assert rest == b"\r\n"
+            return body
+        assert rest[size : size + 2] == b"\r\n", "chunk not followed by CRLF"
+        body, rest = body + rest[:size], rest[size + 2 :]
+
+
+def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
+    """The hook that writes a parked stream's heartbeats never blocks: once
+    the client stops reading it refuses, and a chunk the socket took only in
+    part is finished before the body's next chunk."""
+    piece = b"x" * 1000
+    taken: list[bytes] = []
+    full = gevent.event.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        write_nowait = environ[WRITE_NOWAIT]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first"
+
+        def fill() -> None:  # another greenlet, while this one is between chunks
+            while write_nowait(piece):
+                taken.append(piece)
+            full.set()
+
+        gevent.spawn(fill).join(timeout=5)
+        yield b"tail"
+
+    server = make_server(app, port=0, access_log=False)
+    server.start()
+    try:
+        client = gevent_socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(5)
+        client.connect(("127.0.0.1", server.server_port))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert full.wait(timeout=5)  # the client reads nothing until the socket is full
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        client.close()
+    finally:
+        server.stop(timeout=1)
+    head, _, raw_body = received.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head
+    body = _dechunk(raw_body)
+    # The refused piece went out whole (taken in part) or not at all.
+    assert body in (b"first" + piece * n + b"tail" for n in (len(taken), len(taken) + 1))
+    assert taken

@@ -134,6 +134,21 @@ def test_heartbeat_comments_while_idle(server: ServerProcess) -> None:
     assert all(0.35 < gap < 1.5 for gap in gaps), gaps
 
 
+def test_heartbeats_written_for_a_parked_stream_interleave_whole_with_messages(
+    server: ServerProcess,
+) -> None:
+    """Under the package's server an idle stream's heartbeats are written for
+    it while its greenlet stays parked: still exactly ``:\n\n`` each, and a
+    message published between two of them arrives whole, in its place."""
+    with requests.get(f"{server.url}/push/sse/parked", stream=True, timeout=5) as response:
+        chunks = response.iter_content(chunk_size=None)
+        assert next(chunks) == b"retry: 2000\n\nid: 0\n\n"
+        assert [next(chunks) for _ in range(2)] == [HEARTBEAT] * 2
+        message_id = publish(server.url, "parked", {"n": 1})
+        assert next(chunks) == f'id: {message_id}\ndata: {{"n":1}}\n\n'.encode()
+        assert [next(chunks) for _ in range(2)] == [HEARTBEAT] * 2
+
+
 def test_stream_opens_with_the_resume_position(server: ServerProcess) -> None:
     """A browser that connected "from now" and loses the connection before the
     first message reconnects with Last-Event-ID = where it started."""

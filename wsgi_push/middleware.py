@@ -57,6 +57,7 @@ from .errors import (
 from .message import check_channel, dumps
 from .metrics import PrometheusMetrics
 from .nodelay import NagleOff
+from .nowait import WRITE_NOWAIT
 from .request import (
     parse_channels,
     parse_cursor,
@@ -342,6 +343,7 @@ class PushMiddleware:
             self.heartbeat,
             self.connections.ended_check(),
             self.stats,
+            environ.get(WRITE_NOWAIT),
         )
         opening = stream_format.opening(self.sse_retry, subscription.cursor())
         joined: list[str] = []

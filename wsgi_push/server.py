@@ -27,6 +27,7 @@ from .disconnect import ON_DISCONNECT, DisconnectWatch
 from .httpfast import FastHeadMixin
 from .lifecycle import drain_all
 from .nodelay import SOCKET_TUNED
+from .nowait import WRITE_NOWAIT
 from .stats import PROCESS_COUNTERS
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     read_buffer = 1024
     code: int  # set by pywsgi per response
     rfile: io.IOBase
+    # What write_nowait() sent only in part: it goes out first on the next write.
+    _unsent = b""
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
         super().__init__(sock, address, server)
@@ -86,7 +89,31 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
         # A parked long poll watches the socket through this and ends as
         # soon as its client closes, freeing its connection slot.
         environ[ON_DISCONNECT] = DisconnectWatch(self.socket)
+        # A parked stream's heartbeats are written without waking it.
+        environ[WRITE_NOWAIT] = self.write_nowait
         return environ
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Write ``data`` as more of the response body without blocking (see
+        :mod:`wsgi_push.nowait`): True if the socket took it all."""
+        if not self.headers_sent or self._unsent:
+            return False
+        if self.response_use_chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        try:
+            sent: int = self.socket.send(data, 0, 0.0)  # timeout 0: raise, never wait
+        except OSError:  # would block, or the client is gone: its own write finds out
+            return False
+        self.response_length += sent
+        if sent < len(data):
+            self._unsent = data[sent:]
+            return False
+        return True
+
+    def _sendall(self, data: bytes) -> None:
+        if self._unsent:
+            data, self._unsent = self._unsent + data, b""
+        super()._sendall(data)
 
     def read_requestline(self) -> str:
         # A closed server takes no further request on a kept-alive connection,

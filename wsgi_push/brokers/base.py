@@ -181,7 +181,13 @@ class Broker(ABC):
             with closing(self.signals.new_spot(timeout)) as own_spot:
                 return self.signals.wait(positions, _never_behind, own_spot)
         spot.set_timeout(timeout)
-        return self.signals.wait(positions, _never_behind, spot)
+        # The pause must end when its time is up (the caller retries then),
+        # not be extended by heartbeats written for it.
+        on_timeout, spot.on_timeout = spot.on_timeout, None
+        try:
+            return self.signals.wait(positions, _never_behind, spot)
+        finally:
+            spot.on_timeout = on_timeout
 
     def wake_all(self) -> None:
         """Wake every waiting greenlet, e.g. so that connections can end."""

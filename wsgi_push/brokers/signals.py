@@ -68,7 +68,7 @@ class Spot:
 
     __slots__ = (
         "hub", "waiter", "timeout", "woken", "joined", "wait_number",
-        "bucket", "due", "_since", "_grid", "_timeouts",
+        "bucket", "due", "on_timeout", "_since", "_grid", "_timeouts",
     )  # fmt: skip
 
     def __init__(self, timeout: float | None) -> None:
@@ -79,6 +79,10 @@ class Spot:
         # meant for an earlier wait of this spot is dropped (Signals.wait).
         self.joined: list[dict[Spot, int]] = []
         self.wait_number = 0
+        self.on_timeout: Callable[[], bool] | None = None
+        """Called in the hub when a park's timeout passes; True: dealt with
+        (a heartbeat written for the parked greenlet), the park goes on and
+        its timeout starts again; False: the wait ends as timed out."""
         self._timeouts = timeouts_of(self.hub)
         # Where this spot's timeout waits (the Timeouts' bookkeeping).
         self.bucket: dict[Spot, None] | None = None
@@ -125,6 +129,11 @@ class Spot:
         """The timeout's bucket came due (its hub's timeouts call this)."""
         deadline = self._since + self.timeout  # type: ignore[operator]  # filed: has one
         if deadline <= now:
+            on_timeout = self.on_timeout
+            if on_timeout is not None and on_timeout():
+                self._since = now
+                self._timeouts.add(self, now + self.timeout, self._grid)  # type: ignore[operator]
+                return
             self.waiter.switch(_TIMED_OUT)
         elif deadline != _NOT_PARKED:  # parked again since it was filed
             self._timeouts.add(self, deadline, self._grid)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..brokers.base import Batch, Broker, WaitResult
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
+from ..nowait import WriteNowait
 from ..stats import Stats
 
 if TYPE_CHECKING:
@@ -31,7 +33,9 @@ class Subscription:
     ``positions`` maps each channel, in the URL's order, to the last id the
     client has (or is about to have) from it. More than one channel makes it
     multiplexed: messages carry their channel, and the resume position is a
-    cursor, one entry per channel.
+    cursor, one entry per channel. ``write_nowait``: the server's hook that
+    writes a parked stream's heartbeats without waking it
+    (:mod:`wsgi_push.nowait`), if it has one.
     """
 
     broker: Broker
@@ -39,6 +43,7 @@ class Subscription:
     heartbeat: float
     ending: Callable[[], bool]
     stats: Stats
+    write_nowait: WriteNowait | None = None
 
     @property
     def multiplexed(self) -> bool:
@@ -133,7 +138,9 @@ def follow(
 
     A woken subscriber takes everything pending in one chunk. While idle it
     yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
-    vanished client only shows when a write fails. Stops once ``ending()``.
+    vanished client only shows when a write fails (written for it while it
+    stays parked, through the server's ``write_nowait`` if there is one).
+    Stops once ``ending()``.
     While the broker is unavailable it keeps heartbeating and retries.
     """
     yield opening
@@ -143,6 +150,10 @@ def follow(
     [first_channel, *_] = channels
     heartbeat, ending = subscription.heartbeat, subscription.ending
     spot = broker.waiting_spot(heartbeat)
+    if subscription.write_nowait is not None:
+        # Idle, the heartbeat goes out from the hub while this greenlet stays
+        # parked; a wait ends on a timeout only when that write can't be done.
+        spot.on_timeout = partial(subscription.write_nowait, stream_format.heartbeat)
     woken_by: WaitResult | None = None  # None: read every channel
     try:
         while not ending():
