@@ -74,8 +74,6 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     read_buffer = 1024
     code: int  # set by pywsgi per response
     rfile: io.IOBase
-    # What write_nowait() sent only in part: it goes out first on the next write.
-    _unsent = b""
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
         super().__init__(sock, address, server)
@@ -96,7 +94,7 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     def write_nowait(self, data: bytes) -> bool:
         """Write ``data`` as more of the response body without blocking (see
         :mod:`wsgi_push.nowait`): True if the socket took it all."""
-        if not self.headers_sent or self._unsent:
+        if not self.headers_sent or "_sendall" in self.__dict__:  # a rest still pending
             return False
         if self.response_use_chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
@@ -105,15 +103,19 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
         except OSError:  # would block, or the client is gone: its own write finds out
             return False
         self.response_length += sent
-        if sent < len(data):
-            self._unsent = data[sent:]
-            return False
-        return True
+        if sent == len(data):
+            return True
+        if sent:
+            # The rest goes first on the next write: pywsgi's _sendall, wrapped
+            # for that one call only (the usual write path stays untouched).
+            rest = data[sent:]
 
-    def _sendall(self, data: bytes) -> None:
-        if self._unsent:
-            data, self._unsent = self._unsent + data, b""
-        super()._sendall(data)
+            def sendall_after_rest(data: bytes) -> None:
+                del self._sendall
+                self._sendall(rest + data)
+
+            self._sendall = sendall_after_rest
+        return False
 
     def read_requestline(self) -> str:
         # A closed server takes no further request on a kept-alive connection,
