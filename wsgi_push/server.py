@@ -114,12 +114,13 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
         self.client_address = address
         self.server = server
         self.rfile = None if self.fast else sock.makefile("rb", self.read_buffer)
+        # A parked long poll watches the socket through this and ends as
+        # soon as its client closes, freeing its connection slot.
+        self.disconnect_watch = DisconnectWatch(sock)
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
-        # A parked long poll watches the socket through this and ends as
-        # soon as its client closes, freeing its connection slot.
-        environ[ON_DISCONNECT] = DisconnectWatch(self.socket)
+        environ[ON_DISCONNECT] = self.disconnect_watch
         return environ
 
     def read_requestline(self) -> str:
