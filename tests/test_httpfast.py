@@ -146,3 +146,22 @@ def test_expect_100_continue_is_answered_as_by_pywsgi(
     assert fast_response.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
     continued = fast_response.split(b"\r\n\r\n", 1)[1]
     assert answers(continued) == answers(raw_response(stock.url, request).split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("request_bytes", [REQUESTS[1], REQUESTS[3], REQUESTS[6]])
+def test_a_request_sent_byte_by_byte_gets_the_same_answer(
+    servers: tuple[ServerProcess, ServerProcess], request_bytes: bytes
+) -> None:
+    """Heads and bodies arriving in pieces, line ends split across reads
+    (a bare-LF head among them, handed to pywsgi's reader mid-way)."""
+    results = []
+    for server in servers:
+        with connect(server.url) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for index in range(len(request_bytes)):
+                sock.sendall(request_bytes[index : index + 1])
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        results.append(answers(b"".join(chunks)))
+    assert results[0] and results[0] == results[1]

@@ -204,14 +204,23 @@ class FastRequestMixin:
             if not pending:
                 return None
         end = pending.find(b"\r\n\r\n")
-        while end < 0:
-            if len(pending) > MAX_HEAD or b"\n\n" in pending or b"\n\r\n" in pending:
-                return self._keep(pending)
-            more = self._receive()
-            if not more:
-                return self._keep(pending)
-            pending += more
-            end = pending.find(b"\r\n\r\n")
+        if end < 0:  # the head comes in pieces: linear in its size, however small they are
+            buffer = bytearray(pending)
+            searched = 0
+            while end < 0:
+                if (
+                    len(buffer) > MAX_HEAD
+                    or buffer.find(b"\n\n", searched) >= 0
+                    or buffer.find(b"\n\r\n", searched) >= 0
+                ):
+                    return self._keep(bytes(buffer))
+                more = self._receive()
+                if not more:
+                    return self._keep(bytes(buffer))
+                searched = max(0, len(buffer) - 3)
+                buffer += more
+                end = buffer.find(b"\r\n\r\n", searched)
+            pending = bytes(buffer)
         head = pending[:end]
         lines = head.count(b"\r\n")
         if end > MAX_HEAD or lines > MAX_HEADERS:
@@ -234,17 +243,20 @@ class FastRequestMixin:
         start = end + 4
         total = start + (length or 0)
         cut_short = False
-        while len(pending) < total:
-            try:
-                more = self._receive()
-            except OSError:  # timed out, reset
-                more = b""
-            if not more:
-                # The app reads what came, then pywsgi's end-of-body error,
-                # as when it reads the socket itself.
-                cut_short = True
-                break
-            pending += more
+        if len(pending) < total:
+            buffer = bytearray(pending)
+            while len(buffer) < total:
+                try:
+                    more = self._receive()
+                except OSError:  # timed out, reset
+                    more = b""
+                if not more:
+                    # The app reads what came, then pywsgi's end-of-body
+                    # error, as when it reads the socket itself.
+                    cut_short = True
+                    break
+                buffer += more
+            pending = bytes(buffer)
         self._pending = pending[total:]
         self.requestline = request_line
         self.command, self.path, self.request_version = words
