@@ -7,7 +7,9 @@ Calls the benchmarked app (:mod:`benchmarks.apps.wsgi_push_app`: a
 prints the best-of-``repeat`` CPU time per request of each kind:
 
 - ``publish``: ``POST /push/publish/c`` with the bearer token and ``{"data": 1}``;
-- ``poll``: ``GET /push/poll/c?since=<last-1>&timeout=0``, answered at once;
+- ``poll``: ``GET /push/poll/c?since=<last-1>&timeout=0``, answered at once
+  (the same newest message each time: what the long polls one publish wakes do);
+- ``publish-poll``: a publish, then a poll for it, in turn (per request);
 - ``poll-empty``: a poll with nothing new and ``timeout=0`` (answers empty);
 - ``poll-parked``: nothing new and ``timeout=0.001``: parks, then times out;
 - ``sse-open``: ``GET /push/sse/c`` with ``Last-Event-ID``, up to its first chunk;
@@ -107,6 +109,13 @@ def one_run(kind: str, requests: int) -> float:
     elif kind == "poll":
         environ = get("/push/poll/c", f"since={last - 1}&timeout=0")
         step = lambda: drain(app(environ, start_response))  # noqa: E731
+    elif kind == "publish-poll":
+
+        def step() -> None:
+            publish("c")
+            since = broker.last_id("c") - 1
+            drain(app(get("/push/poll/c", f"since={since}&timeout=0"), start_response))
+
     elif kind == "poll-empty":
         environ = get("/push/poll/c", f"since={last}&timeout=0")
         step = lambda: drain(app(environ, start_response))  # noqa: E731
@@ -122,14 +131,16 @@ def one_run(kind: str, requests: int) -> float:
         step = lambda: drain(app(environ, start_response))  # noqa: E731
     else:
         raise ValueError(kind)
+    per_step = 2 if kind == "publish-poll" else 1
     if kind == "poll-parked":
         requests = max(requests // 20, 1)  # each one waits 1 ms of wall time
+    steps = max(requests // per_step, 1)
     started = time.process_time()
-    deque(starmap(step, repeat((), requests)), maxlen=0)  # in C: see the module's docstring
-    return (time.process_time() - started) / requests
+    deque(starmap(step, repeat((), steps)), maxlen=0)  # in C: see the module's docstring
+    return (time.process_time() - started) / (steps * per_step)
 
 
-KINDS = ("publish", "poll", "poll-empty", "poll-parked", "sse-open", "poll-3")
+KINDS = ("publish", "poll", "publish-poll", "poll-empty", "poll-parked", "sse-open", "poll-3")
 
 
 def main(argv: list[str] | None = None) -> None:
