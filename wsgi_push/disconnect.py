@@ -47,17 +47,21 @@ class DisconnectWatch:
     def __call__(self, callback: Callable[[], None]) -> Callable[[], None]:
         fileno = self._fileno
         watcher = get_hub().loop.io(fileno, _READ)
-        # A plain (unpatched) socket object over the same descriptor, for a
-        # peek that never waits; detached, never closed, when done.
-        peeker = _PLAIN_SOCKET(fileno=fileno)
 
         def readable() -> None:
+            # A plain (unpatched) socket object over the same descriptor, for
+            # a peek that never waits; detached, never closed. Made only
+            # here: most waits end without the client sending anything, and
+            # making one costs system calls.
+            peeker = _PLAIN_SOCKET(fileno=fileno)
             try:
                 peeked = peeker.recv(1, _PEEK)
             except (BlockingIOError, InterruptedError):
                 return  # not really readable yet
             except OSError:
                 peeked = b""  # reset: gone as well
+            finally:
+                peeker.detach()
             watcher.stop()
             if not peeked:
                 callback()
@@ -65,7 +69,6 @@ class DisconnectWatch:
         def cancel() -> None:
             watcher.stop()
             watcher.close()
-            peeker.detach()
 
         watcher.start(readable)
         return cancel
