@@ -13,7 +13,8 @@ prints the best-of-``repeat`` CPU time per request of each kind:
 - ``poll-empty``: a poll with nothing new and ``timeout=0`` (answers empty);
 - ``poll-parked``: nothing new and ``timeout=0.001``: parks, then times out;
 - ``sse-open``: ``GET /push/sse/c`` with ``Last-Event-ID``, up to its first chunk;
-- ``poll-3``: a multiplexed poll of 3 channels, answered at once.
+- ``poll-3``: a multiplexed poll of 3 channels, answered at once;
+- ``poll-3-one``: the same with news in one of the 3 channels only.
 
 What the server does per request (parsing, writing) is left out: see
 :mod:`benchmarks.request_path` for that. Pin it (``taskset -c 1``) and
@@ -129,6 +130,10 @@ def one_run(kind: str, requests: int) -> float:
         since = ",".join(str(broker.last_id(channel) - 1) for channel in ("m1", "m2", "m3"))
         environ = get("/push/poll/m1,m2,m3", f"since={since}&timeout=0")
         step = lambda: drain(app(environ, start_response))  # noqa: E731
+    elif kind == "poll-3-one":
+        since = ",".join(str(broker.last_id(channel)) for channel in ("m1", "m2"))
+        environ = get("/push/poll/m1,m2,m3", f"since={since},{broker.last_id('m3') - 1}&timeout=0")
+        step = lambda: drain(app(environ, start_response))  # noqa: E731
     else:
         raise ValueError(kind)
     per_step = 2 if kind == "publish-poll" else 1
@@ -140,7 +145,16 @@ def one_run(kind: str, requests: int) -> float:
     return (time.process_time() - started) / (steps * per_step)
 
 
-KINDS = ("publish", "poll", "publish-poll", "poll-empty", "poll-parked", "sse-open", "poll-3")
+KINDS = (
+    "publish",
+    "poll",
+    "publish-poll",
+    "poll-empty",
+    "poll-parked",
+    "sse-open",
+    "poll-3",
+    "poll-3-one",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
