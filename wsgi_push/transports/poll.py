@@ -88,8 +88,11 @@ def select_multiplexed(
     notices that go with them. Each channel's position moves only past what
     is returned (a gap goes out with the first of its channel's messages);
     ``positions`` is updated to the cursor to send."""
-    merged = heapq.merge(*(batch.messages for _, batch in batches), key=_published_at)
-    returned = list(islice(merged, limit))
+    with_messages = [batch.messages for _, batch in batches if batch.messages]
+    if len(with_messages) > 1:
+        returned = list(islice(heapq.merge(*with_messages, key=_published_at), limit))
+    else:  # news in one channel at most (the usual wake-up): nothing to merge
+        returned = with_messages[0][:limit] if with_messages else []
     returned_last = {message.channel: message.id for message in returned}
     gaps = []
     for channel, batch in batches:
