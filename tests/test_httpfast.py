@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import ServerProcess
 from tests.support.raw_http import connect, raw_response
+from tests.support.servers import ServerProcess
 from wsgi_push.httpfast import MAX_BODY, httptools
 
 
