@@ -42,6 +42,16 @@ def test_poll_body_bytes() -> None:
     )
 
 
+def test_poll_answers_to_one_batch_are_the_same_bytes_and_follow_the_channel() -> None:
+    """The long polls one publish wakes read one shared batch: encoded once."""
+    batch = Batch([Message("c", 5, "message", 1)], None, 5)
+    first = encode_poll_body("c", batch)
+    assert encode_poll_body("c", batch) is first
+    assert json.loads(encode_poll_body("d", batch))["channel"] == "d"
+    equal = Batch([Message("c", 5, "message", 2)], None, 5)  # another batch, another answer
+    assert json.loads(encode_poll_body("c", equal))["messages"][0]["data"] == 2
+
+
 def poll(server: ServerProcess, channel: str, **params: object) -> requests.Response:
     return requests.get(f"{server.url}/push/poll/{channel}", params=params, timeout=10)
 

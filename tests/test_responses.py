@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from http import HTTPStatus
+
+import pytest
 
 from wsgi_push.errors import MethodNotAllowed
 from wsgi_push.responses import StreamBody, error_response, status_line
@@ -32,3 +35,11 @@ def test_error_response_is_json_with_the_error_headers() -> None:
     assert status == status_line(405) == "405 Method Not Allowed"
     assert ("Allow", "GET") in headers and ("Content-Type", "application/json") in headers
     assert b"".join(body) == b'{"error":"method not allowed; use GET"}'
+
+
+def test_status_line_for_every_status_and_none_for_an_unknown_code() -> None:
+    for status in HTTPStatus:
+        assert status_line(status.value) == f"{status.value} {status.phrase}"
+    assert status_line(201) == "201 Created"
+    with pytest.raises(ValueError):
+        status_line(599)

@@ -21,7 +21,7 @@ from tests.support.clients import SSEEvent, SSEParser
 from tests.support.fuzz import LINE_BREAKS, event_names, fuzz_settings, json_values, texts
 from wsgi_push import MemoryBroker
 from wsgi_push.errors import BadRequest
-from wsgi_push.message import Gap, Message, check_data, check_event, dumps
+from wsgi_push.message import RESERVED_EVENTS, Gap, Message, check_data, check_event, dumps
 from wsgi_push.responses import error_response
 from wsgi_push.transports import sse, stream
 from wsgi_push.transports.poll import (
@@ -102,7 +102,9 @@ def cuts_for(data: st.DataObject, raw: bytes) -> list[int]:
 @fuzz_settings(500)
 @given(
     text=texts,
-    event=event_names.filter(lambda name: name is None or (name.isalnum() and name != "gap")),
+    event=event_names.filter(
+        lambda name: name is None or (name.isalnum() and name not in RESERVED_EVENTS)
+    ),
     data=st.data(),
 )
 def test_text_payload_survives_sse_with_line_breaks_as_lf(
@@ -162,10 +164,10 @@ def test_event_names_and_ids_never_inject_fields(
     try:
         name = check_event(event)
     except ValueError:
-        # Refused names are exactly those that could break the field, or "gap".
+        # Refused names are exactly those that could break the field, or reserved.
         assert event is not None
         assert (
-            event == "gap"
+            event in RESERVED_EVENTS
             or not 1 <= len(event) <= 64
             or any(ord(char) < 0x20 or char == "\x7f" for char in event)
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .errors import Forbidden, NotFound, Unauthorized
@@ -38,6 +38,13 @@ class Gate:
         self.check_credentials(environ, action)
         if not self.authorized(environ, channel, action):
             raise Forbidden(f"not allowed to {action} on this channel")
+
+    def check_subscribe(self, environ: WSGIEnvironment, channels: Iterable[str]) -> None:
+        """:meth:`check` of subscribing to each of ``channels``; without
+        ``authorize`` everyone may, and nothing is called."""
+        if self._authorize is not None:
+            for channel in channels:
+                self.check(environ, channel, SUBSCRIBE)
 
     def check_credentials(self, environ: WSGIEnvironment, action: str) -> None:
         """The checks before any channel is looked at: ``publish`` and

@@ -21,18 +21,17 @@ class Connections:
         self.max_connections = max_connections
         self.retry_after = retry_after
         self.open_by_transport: Counter[str] = Counter()
+        self.total = 0
+        """All open connections: the sum of :attr:`open_by_transport`."""
         self.generation = 0
         self.draining = False
-
-    @property
-    def total(self) -> int:
-        return sum(self.open_by_transport.values())
 
     def open(self, transport: str) -> Callable[[], None]:
         """Count a new connection; returns the function that releases it."""
         if self.max_connections is not None and self.total >= self.max_connections:
             raise ServiceUnavailable("too many connections", self.retry_after)
         self.open_by_transport[transport] += 1
+        self.total += 1
         released = False
 
         def release() -> None:
@@ -40,6 +39,7 @@ class Connections:
             if not released:
                 released = True
                 self.open_by_transport[transport] -= 1
+                self.total -= 1
 
         return release
 

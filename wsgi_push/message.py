@@ -47,9 +47,15 @@ def nesting_depth(value: Any) -> int:
     return depth
 
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_encode_json_text = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, the one serialisation used on every transport."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode_json_text(value)
 
 
 def is_valid_channel(name: str) -> bool:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import lifecycle
-from .auth import PUBLISH, STATS, SUBSCRIBE, Authorize, Gate
+from .auth import PUBLISH, STATS, Authorize, Gate
 from .brokers.base import Broker
 from .brokers.memory import MemoryBroker
 from .client_script import ClientScript
@@ -91,8 +91,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wsgi_push")
 
 PresenceCallback = Callable[["WSGIEnvironment", str, int], None]
+Handler = Callable[["WSGIEnvironment"], Response]
 
-_CHANNEL_ROUTES = {"sse": ("GET",), "stream": ("GET",), "poll": ("GET",), "publish": ("POST",)}
+_CHANNEL_ROUTES: dict[str, tuple[str, ...]] = {
+    "sse": ("GET",),
+    "stream": ("GET",),
+    "poll": ("GET",),
+    "publish": ("POST",),
+}
 _STREAM_FORMATS = {"sse": SSE_FORMAT, "stream": NDJSON_FORMAT}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
 _BATCH_ENTRY_FIELDS = frozenset({"channel", "data", "event"})
@@ -197,6 +203,16 @@ class PushMiddleware:
         self.metrics = PrometheusMetrics(self) if expose_metrics else None
         self._routes_start = prefix + "/"
         self._nagle_off = NagleOff()
+        # Routes without channels, by name: one dict lookup per request.
+        self._fixed_routes: dict[str, tuple[tuple[str, ...], Handler]] = {
+            name: (("GET", "HEAD"), static.respond)
+            for name, static in self.client_script.files.items()
+        }
+        if expose_stats:
+            self._fixed_routes["stats"] = (("GET",), self._stats)
+        if self.metrics is not None:
+            self._fixed_routes["metrics"] = (("GET",), self._metrics)
+        self._fixed_routes["publish"] = (("POST",), self._publish_many)
         lifecycle.register(self)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -247,22 +263,17 @@ class PushMiddleware:
     # Routing ----------------------------------------------------------------
 
     def _dispatch(self, environ: WSGIEnvironment, route: str) -> Response:
-        method = environ.get("REQUEST_METHOD", "GET")
-        if route in self.client_script.files:  # client.js, client.mjs, client.d.ts
-            return self._checked(environ, ("GET", "HEAD"), self.client_script.files[route].respond)
-        if route == "stats" and self.expose_stats:
-            return self._checked(environ, ("GET",), self._stats)
-        if route == "metrics" and self.metrics is not None:
-            return self._checked(environ, ("GET",), self._metrics)
-        if route == "publish":
-            return self._checked(environ, ("POST",), self._publish_many)
+        fixed = self._fixed_routes.get(route)  # client.js, stats, metrics, publish
+        if fixed is not None:
+            methods, handler = fixed
+            return self._preflight(environ, methods) or handler(environ)
         transport, slash, names = route.partition("/")
         allowed = _CHANNEL_ROUTES.get(transport)
         if allowed is None or not slash:
             raise NotFound("no such endpoint")
-        if method == "OPTIONS" and self.cors is not None:
-            return self.cors.preflight(environ, allowed)
-        self._check_method(environ, allowed)
+        preflight = self._preflight(environ, allowed)
+        if preflight is not None:
+            return preflight
         if transport == "publish":
             try:
                 channel = check_channel(names)
@@ -278,8 +289,7 @@ class PushMiddleware:
         release = self.connections.open(transport)
         self.stats.connections_opened[transport] += 1
         try:
-            for channel in channels:
-                self.gate.check(environ, channel, SUBSCRIBE)
+            self.gate.check_subscribe(environ, channels)
             params = query_params(environ)
             if stream_format is None:
                 return self._poll(channels, params, release, environ.get(ON_DISCONNECT))
@@ -289,18 +299,6 @@ class PushMiddleware:
         except BaseException:
             release()
             raise
-
-    def _checked(
-        self,
-        environ: WSGIEnvironment,
-        allowed: tuple[str, ...],
-        handler: Callable[[WSGIEnvironment], Response],
-    ) -> Response:
-        """Answer a CORS preflight, refuse another method, or run ``handler``."""
-        if environ.get("REQUEST_METHOD") == "OPTIONS" and self.cors is not None:
-            return self.cors.preflight(environ, allowed)
-        self._check_method(environ, allowed)
-        return handler(environ)
 
     # Handlers ---------------------------------------------------------------
 
@@ -412,7 +410,7 @@ class PushMiddleware:
         except ValueError as error:
             raise BadRequest(str(error)) from None
         self.stats.published_over_http += 1
-        return json_response(201, {"id": message_id})
+        return json_body_response(201, b'{"id":%d}' % message_id)  # what dumps would write
 
     def _publish_many(self, environ: WSGIEnvironment) -> Response:
         """``POST /publish``: all of a batch's messages or none of them."""
@@ -451,6 +449,12 @@ class PushMiddleware:
         self.stats.published_over_http += len(ids)
         return json_response(201, {"ids": ids})
 
-    def _check_method(self, environ: WSGIEnvironment, allowed: tuple[str, ...]) -> None:
-        if environ.get("REQUEST_METHOD", "GET") not in allowed:
-            raise MethodNotAllowed(allowed + (("OPTIONS",) if self.cors is not None else ()))
+    def _preflight(self, environ: WSGIEnvironment, allowed: tuple[str, ...]) -> Response | None:
+        """None for an ``allowed`` method, the answer to a CORS preflight,
+        or :class:`MethodNotAllowed` for any other method."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method in allowed:
+            return None
+        if method == "OPTIONS" and self.cors is not None:
+            return self.cors.preflight(environ, allowed)
+        raise MethodNotAllowed(allowed + (("OPTIONS",) if self.cors is not None else ()))

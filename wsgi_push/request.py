@@ -24,25 +24,47 @@ MAX_QUERY_FIELDS = 32
 
 
 def query_params(environ: WSGIEnvironment) -> dict[str, str]:
-    """The query string as a dict (first value of each name wins)."""
+    """The query string as a dict (first value of each name wins), as
+    ``parse_qsl(..., keep_blank_values=True)`` reads it."""
+    query = environ.get("QUERY_STRING", "")
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return _unquoted_params(query)
+    # Nothing to unquote (the usual ``since=N&timeout=M``): parse_qsl's
+    # splitting without its per-field unquote calls.
+    fields = query.split("&")
+    if len(fields) > MAX_QUERY_FIELDS:
+        raise _too_many_fields()
+    params: dict[str, str] = {}
+    for field in fields:
+        if field:  # parse_qsl skips empty fields
+            name, _, value = field.partition("=")
+            params.setdefault(name, value)
+    return params
+
+
+def _unquoted_params(query: str) -> dict[str, str]:
     try:
-        pairs = parse_qsl(
-            environ.get("QUERY_STRING", ""),
-            keep_blank_values=True,
-            max_num_fields=MAX_QUERY_FIELDS,
-        )
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
     except ValueError:
-        raise BadRequest(f"too many query parameters (at most {MAX_QUERY_FIELDS})") from None
+        raise _too_many_fields() from None
     params: dict[str, str] = {}
     for name, value in pairs:
         params.setdefault(name, value)
     return params
 
 
+def _too_many_fields() -> BadRequest:
+    return BadRequest(f"too many query parameters (at most {MAX_QUERY_FIELDS})")
+
+
 def parse_position(value: str | None, name: str) -> int | None:
     """A resume position: None when absent, else a non-negative integer."""
     if value is None:
         return None
+    if value.isdigit() and value.isascii() and len(value) <= 18:  # the usual case, no regex
+        return int(value)
     if not _POSITION.fullmatch(value.strip()):
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(value)
@@ -61,7 +83,7 @@ def parse_channels(names: str, max_channels: int) -> tuple[str, ...]:
             check_channel(channel)
         except ValueError as error:
             raise BadRequest(str(error)) from None
-    if len(set(channels)) != len(channels):
+    if len(channels) > 1 and len(set(channels)) != len(channels):
         raise BadRequest("a channel appears twice in the list")
     return channels
 

@@ -18,9 +18,14 @@ Headers = list[tuple[str, str]]
 Response = tuple[str, Headers, Iterable[bytes]]
 
 
+# Made once: building an HTTPStatus per request costs an Enum lookup each time.
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
 def status_line(code: int) -> str:
-    """``201`` -> ``"201 Created"``."""
-    return f"{code} {HTTPStatus(code).phrase}"
+    """``201`` -> ``"201 Created"``; ValueError for a code HTTP doesn't define."""
+    line = _STATUS_LINES.get(code)
+    return f"{code} {HTTPStatus(code).phrase}" if line is None else line
 
 
 def json_response(code: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:

@@ -205,9 +205,11 @@ class Broker(ABC):
 
     def remove_subscriber(self, channel: str) -> None:
         """Count one subscriber of ``channel`` fewer in this process."""
-        self._subscribers[channel] -= 1
-        if self._subscribers[channel] <= 0:
-            del self._subscribers[channel]
+        remaining = self._subscribers[channel] - 1
+        if remaining > 0:
+            self._subscribers[channel] = remaining
+        else:
+            self._subscribers.pop(channel, None)  # Counter's own del is Python code
 
     def subscriber_count(self, channel: str) -> int:
         """How many streaming subscribers ``channel`` has."""

@@ -60,6 +60,8 @@ class History:
         newest = self._newest
         if after == self.last_id - 1 and newest is not None and self.retained:
             return newest  # the usual wake-up: just the newest message, no gap possible
+        if after == self.last_id:
+            return Batch([], None, after)  # a long poll with nothing new: no gap possible
         start, gap = plan_read(after, self.first_id, self.last_id)
         index = bisect.bisect_right(self.retained, start, key=_message_id)
         end = None if limit is None else index + limit

@@ -124,6 +124,9 @@ def resolve_positions(
 ) -> dict[str, int]:
     """Where a subscriber starts in each channel: absent means "only new",
     resolved to the channel's last id now."""
+    if len(channels) == 1:  # most subscriptions: no zip, no comprehension
+        [channel], [position] = channels, requested
+        return {channel: broker.last_id(channel) if position is None else position}
     return {
         channel: broker.last_id(channel) if position is None else position
         for channel, position in zip(channels, requested, strict=True)

@@ -52,17 +52,32 @@ def _read_all(broker: Broker, positions: dict[str, int], limit: int) -> list[tup
     return [(channel, broker.read(channel, after, limit)) for channel, after in positions.items()]
 
 
+# The last answer encoded, with the batch and channel it was made of.
+_last_answer: tuple[Batch, str, bytes] | None = None
+
+
 def encode_poll_body(channel: str, batch: Batch) -> bytes:
     """The contract's long-poll answer, ``{"channel", "messages", "last_id", "gap"}``,
-    built from each message's cached JSON so fan-out encodes a message once."""
-    messages = b",".join(message.json_bytes() for message in batch.messages)
+    built from each message's cached JSON so fan-out encodes a message once.
+
+    The long polls one publish wakes all read the same batch object (a
+    broker shares it, and batches are read-only): the last answer is kept
+    and the same bytes go to each of them.
+    """
+    global _last_answer
+    last = _last_answer  # one read: another thread may replace it
+    if last is not None and last[0] is batch and last[1] == channel:
+        return last[2]
+    messages = b",".join([message.json_bytes() for message in batch.messages])
     gap = b"null" if batch.gap is None else dumps(batch.gap.to_dict()).encode()
-    return b'{"channel":%s,"messages":[%s],"last_id":%d,"gap":%s}' % (
+    body = b'{"channel":%s,"messages":[%s],"last_id":%d,"gap":%s}' % (
         dumps(channel).encode(),
         messages,
         batch.last_id,
         gap,
     )
+    _last_answer = (batch, channel, body)
+    return body
 
 
 def select_multiplexed(
@@ -73,8 +88,11 @@ def select_multiplexed(
     notices that go with them. Each channel's position moves only past what
     is returned (a gap goes out with the first of its channel's messages);
     ``positions`` is updated to the cursor to send."""
-    merged = heapq.merge(*(batch.messages for _, batch in batches), key=_published_at)
-    returned = list(islice(merged, limit))
+    with_messages = [batch.messages for _, batch in batches if batch.messages]
+    if len(with_messages) > 1:
+        returned = list(islice(heapq.merge(*with_messages, key=_published_at), limit))
+    else:  # news in one channel at most (the usual wake-up): nothing to merge
+        returned = with_messages[0][:limit] if with_messages else []
     returned_last = {message.channel: message.id for message in returned}
     gaps = []
     for channel, batch in batches:
