@@ -20,7 +20,9 @@ def test_a_timeout_ends_no_earlier_than_asked_and_at_most_a_grid_later() -> None
     started = time.monotonic()
     assert signals.wait({"c": 0}, never_behind, spot) is WaitResult.TIMEOUT
     elapsed = time.monotonic() - started
-    assert 0.2 <= elapsed < 0.2 + grid_for(0.2) + 0.1
+    # Never early; late by at most the grid, plus what a loaded 2-core CI
+    # machine may take to run the greenlet once woken.
+    assert 0.2 <= elapsed < 0.2 + grid_for(0.2) + 0.3
     spot.close()
 
 
