@@ -1,10 +1,10 @@
 """Noticing that a client closed its connection while nothing is being written.
 
-A stream notices a vanished client when a heartbeat fails to send; a parked
-long poll writes nothing until it answers, so without help it would hold its
-``max_connections`` slot for the whole ``poll_timeout``. The servers of this
-package (``wsgi_push.serve`` and the gunicorn worker) put a hook in each
-request's environ::
+Left alone, a stream notices a vanished client when a write (a message or
+a heartbeat) fails, and a parked long poll, which writes nothing until it
+answers, would hold its ``max_connections`` slot for the whole
+``poll_timeout``. The servers of this package (``wsgi_push.serve`` and the
+gunicorn worker) put a hook in each request's environ, which both use::
 
     cancel = environ["wsgi_push.on_disconnect"](callback)
     try:
@@ -47,17 +47,20 @@ class DisconnectWatch:
     def __call__(self, callback: Callable[[], None]) -> Callable[[], None]:
         fileno = self._fileno
         watcher = get_hub().loop.io(fileno, _READ)
-        # A plain (unpatched) socket object over the same descriptor, for a
-        # peek that never waits; detached, never closed, when done.
-        peeker = _PLAIN_SOCKET(fileno=fileno)
 
         def readable() -> None:
+            # A plain (unpatched) socket object over the same descriptor, for
+            # a peek that never waits; detached, never closed. Made only now:
+            # a parked stream or poll keeps nothing but the watcher.
+            peeker = _PLAIN_SOCKET(fileno=fileno)
             try:
                 peeked = peeker.recv(1, _PEEK)
             except (BlockingIOError, InterruptedError):
                 return  # not really readable yet
             except OSError:
                 peeked = b""  # reset: gone as well
+            finally:
+                peeker.detach()
             watcher.stop()
             if not peeked:
                 callback()
@@ -65,7 +68,6 @@ class DisconnectWatch:
         def cancel() -> None:
             watcher.stop()
             watcher.close()
-            peeker.detach()
 
         watcher.start(readable)
         return cancel
