@@ -3,6 +3,7 @@ options a push connection needs, checked on real loopback connections."""
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,13 @@ from gevent import socket as gevent_socket
 
 from tests.support.servers import pywsgi_server
 from wsgi_push import PushMiddleware, make_server
-from wsgi_push.server import DEFAULT_BACKLOG, DEFAULT_SEND_BUFFER, PushHandler, PushServer
+from wsgi_push.server import (
+    DEFAULT_BACKLOG,
+    DEFAULT_SEND_BUFFER,
+    FULL_COLLECTION_SPACING,
+    PushHandler,
+    PushServer,
+)
 
 
 @pytest.fixture
@@ -68,6 +75,20 @@ def test_every_accepted_connection_is_tuned() -> None:
         server.stop(timeout=1)
     assert len(seen) == 1 and seen[0][0] != 0 and seen[0][1] == 3.0
     assert server.backlog == DEFAULT_BACKLOG
+
+
+def test_a_push_server_spaces_out_full_garbage_collections() -> None:
+    """Python's default (a full pass every 10 middle ones) would stop a
+    server holding 10,000 connections for ~0.5 s every ~2,500 reconnects;
+    the young generations keep their default pace."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        server = make_server(PushMiddleware(lambda environ, start_response: []), port=0)
+        server.close()
+        assert gc.get_threshold() == (700, 10, FULL_COLLECTION_SPACING)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_python_m_wsgi_push_serves_on_the_port_it_prints() -> None:
