@@ -14,6 +14,7 @@ thousands of clients reconnecting at once. :func:`make_server` fixes both::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import signal
@@ -167,8 +168,17 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
         gevent.joinall(list(self.handlers), timeout=wait)
         gevent.killall(list(self.handlers), timeout=1)
 
+    def do_read(self) -> tuple[PushSocket, Any] | None:
+        """gevent's, but the accepted connection is a :class:`PushSocket` at
+        once (wrapping gevent's socket again cost a second socket object)."""
+        listener = self.socket  # the stdlib socket under gevent's
+        try:
+            fd, address = listener._accept()
+        except BlockingIOError:  # nothing (more) queued
+            return None
+        return PushSocket(listener.family, listener.type, listener.proto, fileno=fd), address
+
     def handle(self, sock: socket.socket, address: Any) -> None:
-        sock = PushSocket(fileno=sock.detach())
         self.tune_socket(sock, self.send_timeout, self.send_buffer)
         handler = gevent.getcurrent()
         self.handlers.add(handler)
@@ -184,7 +194,8 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
         send_buffer: int | None = DEFAULT_SEND_BUFFER,
     ) -> None:
         """Nagle off, bounded send buffer, send timeout: what a push connection needs."""
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
+        # Not TCP (a Unix socket) refuses it; asking sock.family first costs more.
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if send_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
