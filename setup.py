@@ -43,7 +43,7 @@ setup(
         # extends, needs gunicorn's own gevent extra (it imports packaging).
         "gunicorn": ["gunicorn[gevent]>=27"],
         "prometheus": ["prometheus_client>=0.20"],
-        # Request heads parsed by llhttp in wsgi_push.serve (wsgi_push/httpfast.py).
+        # Requests read and parsed by llhttp in wsgi_push.serve (wsgi_push/httpfast.py).
         "speedups": ["httptools>=0.6.1"],
         "dev": [
             "flask>=2.3",

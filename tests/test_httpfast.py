@@ -5,14 +5,15 @@ server on each path, get the same answers."""
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.raw_http import raw_response
 from tests.support.servers import ServerProcess
-from wsgi_push.httpfast import httptools
+from tests.support.raw_http import connect, raw_response
+from wsgi_push.httpfast import MAX_BODY, httptools
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +43,14 @@ REQUESTS = [
     b"PURGE /x HTTP/1.1\nHost: h\nConnection: close\n\n",
     # two requests on one kept-alive connection
     b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    # the fast path hands a connection to pywsgi's reader mid-way (a chunked
+    # body), which serves the rest of it
+    b"POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nabPOST /2 HTTP/1.1\r\nHost: h\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n"
+    b"Connection: close\r\n\r\n",
+    # a body larger than the fast path reads whole
+    b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+    % (MAX_BODY + 1, b"x" * (MAX_BODY + 1)),
 ]
 
 
@@ -101,3 +110,58 @@ def test_heads_llhttp_refuses_are_judged_by_pywsgi_as_before(
     if fast_response.startswith(b"HTTP/1.1 200"):
         assert answers(fast_response) == answers(stock_response)
     assert fast.tracebacks() == []
+
+
+def test_a_body_sent_after_its_head_is_waited_for(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Clients often send the head and the body in separate writes: the
+    fast path reads on until the declared length is in."""
+    fast, stock = servers
+    head = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+    results = []
+    for server in (fast, stock):
+        with connect(server.url) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(head)
+            sock.sendall(b"he")
+            sock.sendall(b"llo")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        results.append(answers(b"".join(chunks)))
+    assert results[0] == results[1]
+    assert results[0][0]["body"] == "hello"
+
+
+def test_expect_100_continue_is_answered_as_by_pywsgi(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    request = (
+        b"POST /p HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
+        b"Connection: close\r\n\r\nabc"
+    )
+    fast, stock = servers
+    fast_response = raw_response(fast.url, request)
+    assert fast_response.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    continued = fast_response.split(b"\r\n\r\n", 1)[1]
+    assert answers(continued) == answers(raw_response(stock.url, request).split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("request_bytes", [REQUESTS[1], REQUESTS[3], REQUESTS[6]])
+def test_a_request_sent_byte_by_byte_gets_the_same_answer(
+    servers: tuple[ServerProcess, ServerProcess], request_bytes: bytes
+) -> None:
+    """Heads and bodies arriving in pieces, line ends split across reads
+    (a bare-LF head among them, handed to pywsgi's reader mid-way)."""
+    results = []
+    for server in servers:
+        with connect(server.url) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for index in range(len(request_bytes)):
+                sock.sendall(request_bytes[index : index + 1])
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        results.append(answers(b"".join(chunks)))
+    assert results[0] and results[0] == results[1]

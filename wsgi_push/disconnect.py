@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from gevent import get_hub, monkey
 
@@ -37,37 +38,45 @@ _PLAIN_SOCKET: type[socket.socket] = monkey.get_original("socket", "socket")
 
 class DisconnectWatch:
     """The hook for one connection's socket: call it with a callback, get a
-    function that stops watching."""
+    function that stops watching.
 
-    __slots__ = ("_fileno",)
+    One per connection, reused by each of its requests: its read watcher is
+    made once, and the peek's socket object only when the socket turns
+    readable (making one costs several system calls).
+    """
+
+    __slots__ = ("_fileno", "_watcher", "_callback")
 
     def __init__(self, sock: socket.socket) -> None:
         self._fileno = sock.fileno()
+        self._watcher: Any = None
+        self._callback: Callable[[], None] | None = None
 
     def __call__(self, callback: Callable[[], None]) -> Callable[[], None]:
-        fileno = self._fileno
-        watcher = get_hub().loop.io(fileno, _READ)
+        watcher = self._watcher
+        if watcher is None:
+            watcher = self._watcher = get_hub().loop.io(self._fileno, _READ)
+        self._callback = callback
+        watcher.start(self._readable)
+        return self._cancel
 
-        def readable() -> None:
-            # A plain (unpatched) socket object over the same descriptor, for
-            # a peek that never waits; detached, never closed. Made only now:
-            # a parked stream or poll keeps nothing but the watcher.
-            peeker = _PLAIN_SOCKET(fileno=fileno)
-            try:
-                peeked = peeker.recv(1, _PEEK)
-            except (BlockingIOError, InterruptedError):
-                return  # not really readable yet
-            except OSError:
-                peeked = b""  # reset: gone as well
-            finally:
-                peeker.detach()
-            watcher.stop()
-            if not peeked:
-                callback()
+    def _readable(self) -> None:
+        # A plain (unpatched) socket object over the same descriptor, for a
+        # peek that never waits; detached, never closed.
+        peeker = _PLAIN_SOCKET(fileno=self._fileno)
+        try:
+            peeked = peeker.recv(1, _PEEK)
+        except (BlockingIOError, InterruptedError):
+            return  # not really readable yet
+        except OSError:
+            peeked = b""  # reset: gone as well
+        finally:
+            peeker.detach()
+        callback = self._callback
+        self._cancel()
+        if not peeked and callback is not None:
+            callback()
 
-        def cancel() -> None:
-            watcher.stop()
-            watcher.close()
-
-        watcher.start(readable)
-        return cancel
+    def _cancel(self) -> None:
+        self._watcher.stop()
+        self._callback = None

@@ -1,50 +1,69 @@
-"""Request heads parsed in C, for the project's own pywsgi server.
+"""The fast HTTP/1.1 path of the project's own pywsgi server.
 
-pywsgi parses every request head with the standard library's email parser
-(``http.client.parse_headers``): about a fifth of a small request's CPU in
-the push server, before the app runs. With the optional ``speedups`` extra
-(``pip install wsgi_push[speedups]``: ``httptools``, the llhttp binding
-uvicorn uses) :class:`FastHeadMixin` reads the head's lines with the same
-limits as pywsgi, parses them with llhttp in one call and hands pywsgi a
-small headers object; without httptools the handler is pywsgi's own, byte
-for byte. Set ``WSGI_PUSH_PURE_PYTHON=1`` to use pywsgi's parser even when
-httptools is installed (to compare, or to rule it out).
+pywsgi reads a request line by line through a buffered file, parses the
+head with the standard library's email parser and builds the environ in
+several passes: for a push server, where every long-poll answer, reconnect
+and HTTP publish is a new small request, that is most of the CPU a request
+costs. With the optional ``speedups`` extra (``pip install
+wsgi_push[speedups]``: ``httptools``, the llhttp binding uvicorn uses)
+:class:`FastRequestMixin` reads each request with as few ``recv()`` calls as
+it takes, has llhttp check and parse its head in one call, and builds the
+environ directly; pywsgi still runs the app and writes the response, so
+``start_response``, framing and error handling are pywsgi's own.
 
-The WSGI environ is the same either way: pywsgi's ``get_environ`` builds it,
-the request line is read as pywsgi reads it (any method token and target
-reach the app), and a head llhttp refuses (an invalid header name, a stray
-CR, a bare LF, a doubtful ``Content-Length``...) is handed to pywsgi's own
-parser, so odd input is judged exactly as before (a version pywsgi's own
-check would crash on, like ``HTTP/1``, is a plain 400).
+Anything out of the ordinary is handed to pywsgi's own reader, with the
+bytes already read, for the rest of the connection: a head llhttp refuses (an
+invalid header name, a stray CR, a bare LF, a doubtful ``Content-Length``,
+an unknown HTTP version...), a chunked or very large body, ``Expect``, an
+upgrade, HTTP/0.9. So odd input is judged exactly as before, and the environ
+is the same on both paths (``tests/test_httpfast.py`` compares them). Set
+``WSGI_PUSH_PURE_PYTHON=1`` to use pywsgi's reader even when httptools is
+installed (to compare, or to rule it out).
+
+:class:`FastResponseMixin` serves both paths: no access-log line formatted
+for nothing, a sized response's head and body in one send, and the ``Date``
+header formatted once a second.
 """
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from typing import Any
 
+from gevent.pywsgi import MAX_REQUEST_LINE, Input, format_date_time, unquote_latin1
+
 try:
     import httptools
-except ImportError:  # the pure-Python path: pywsgi's own parser
+except ImportError:  # the pure-Python path: pywsgi's own reader
     httptools = None  # type: ignore[assignment]
 
-#: The same limits as pywsgi's parser (``http.client``'s) for header lines.
-MAX_HEADER_LINE = 65536
+#: The largest head (request line and headers) read on the fast path, and the
+#: most header lines: a larger head goes to pywsgi, whose limits judge it.
+MAX_HEAD = 65536
 MAX_HEADERS = 100
-_END_OF_HEAD = (b"\r\n", b"\n", b"")
+#: The largest body read whole on the fast path (larger ones are streamed by
+#: pywsgi's reader): well above a batch publish.
+MAX_BODY = 1 << 20
 # The versions pywsgi accepts (its own check raises IndexError on "HTTP/1").
 _VERSION = re.compile(r"HTTP/(1\.[0-9]+|0\.9)")
-# What llhttp is given instead of the real request line (see read_request).
+# What llhttp is given instead of the real request line (read here, as
+# pywsgi reads it: any method token and target reach the app).
 _REQUEST_LINE = b"GET / HTTP/1.1\r\n"
 _IGNORED = ("CONTENT_TYPE", "CONTENT_LENGTH")
+# Request headers the fast path leaves to pywsgi (bodies it streams, 100
+# Continue, upgrades).
+_HANDED_OVER = ("transfer-encoding", "expect", "upgrade")
+_NO_BODY = BytesIO()
+_RECEIVE = 65536
 
 
 def c_parser_enabled() -> bool:
-    """Whether request heads are parsed by llhttp in this process."""
+    """Whether requests are read and parsed by llhttp in this process."""
     return httptools is not None and os.environ.get("WSGI_PUSH_PURE_PYTHON", "") in ("", "0")
 
 
@@ -69,11 +88,6 @@ class ParsedHeaders:
 
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._first
-
-    def __delitem__(self, name: str) -> None:
-        lowered = name.lower()
-        self._first.pop(lowered, None)
-        self.items = [(key, value) for key, value in self.items if key.lower() != lowered]
 
     @property
     def typeheader(self) -> str | None:
@@ -101,22 +115,232 @@ class _Head:
         self.complete = True
 
 
-class FastHeadMixin:
-    """A pywsgi ``WSGIHandler`` mixin: request heads parsed by llhttp when
-    httptools is installed (see the module's docstring); on both paths no
-    access-log line formatted for nothing, and a sized response's head and
-    body in one send."""
+def parse_header_lines(lines: bytes) -> ParsedHeaders | None:
+    """The header lines of a head (after the request line, up to and with
+    the blank line) parsed by llhttp; None when it refuses them or the
+    request asks for what only pywsgi's reader does."""
+    head = _Head()
+    try:
+        httptools.HttpRequestParser(head).feed_data(_REQUEST_LINE + lines)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # upgrades: pywsgi's
+        return None
+    if not head.complete:
+        return None
+    headers = ParsedHeaders(head.headers)
+    first = headers._first
+    for name in _HANDED_OVER:
+        if name in first:
+            return None
+    if first.get("connection", "").lower() == "upgrade":
+        return None
+    return headers
 
+
+class _Replay(io.RawIOBase):
+    """The bytes the fast path already read, then the socket: what pywsgi's
+    reader reads once a connection is handed over."""
+
+    def __init__(self, pending: bytes, sock: Any) -> None:
+        super().__init__()
+        self._pending = pending
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pending:
+            count = min(len(buffer), len(self._pending))
+            buffer[:count] = self._pending[:count]
+            self._pending = self._pending[count:]
+            return count
+        return self._sock.recv_into(buffer)  # type: ignore[no-any-return]
+
+
+class FastRequestMixin:
+    """A pywsgi ``WSGIHandler`` mixin: requests read and parsed by llhttp
+    when httptools is installed (see the module's docstring); without it,
+    pywsgi's own reader, untouched."""
+
+    socket: Any
+    server: Any
+    client_address: Any
     rfile: Any
     headers: Any
+    read_buffer: int
+    fast = c_parser_enabled()  # False for good once a connection is handed over
+    _pending = b""  # read but not yet handled
+    _body = b""  # the request's, until its environ is built
+    #: Waits for the first bytes of the next request (PushHandler's: a
+    #: stopping server ends connections idle there).
+    receive_request: Callable[[Callable[[], bytes]], Any]
+
+    def handle_one_request(self) -> Any:
+        if not self.fast:
+            return super().handle_one_request()  # type: ignore[misc]
+        try:
+            read = self._read_request()
+        except OSError:  # reset, timed out: nothing to answer, as pywsgi
+            return None
+        if read is None:
+            return None
+        if not read:
+            return self._hand_over()
+        self.environ = self.get_environ()
+        self.application = self.server.application
+        self.handle_one_response()  # type: ignore[attr-defined]
+        return None if self.close_connection else True
+
+    def _receive(self) -> bytes:
+        return self.socket.recv(_RECEIVE)  # type: ignore[no-any-return]
+
+    def _read_request(self) -> bool | None:
+        """Read one request (True; its body waits in ``_body``), None when
+        the client has gone, or False to hand the connection over to pywsgi's
+        reader."""
+        pending = self._pending
+        if not pending:
+            pending = self.receive_request(self._receive)
+            if not pending:
+                return None
+        end = pending.find(b"\r\n\r\n")
+        if end < 0:  # the head comes in pieces: linear in its size, however small they are
+            buffer = bytearray(pending)
+            searched = 0
+            while end < 0:
+                if (
+                    len(buffer) > MAX_HEAD
+                    or buffer.find(b"\n\n", searched) >= 0
+                    or buffer.find(b"\n\r\n", searched) >= 0
+                ):
+                    return self._keep(bytes(buffer))
+                more = self._receive()
+                if not more:
+                    return self._keep(bytes(buffer))
+                searched = max(0, len(buffer) - 3)
+                buffer += more
+                end = buffer.find(b"\r\n\r\n", searched)
+            pending = bytes(buffer)
+        head = pending[:end]
+        lines = head.count(b"\r\n")
+        if end > MAX_HEAD or lines > MAX_HEADERS:
+            return self._keep(pending)
+        if not lines == head.count(b"\n") == head.count(b"\r"):
+            return self._keep(pending)  # a bare LF or CR: pywsgi reads lines its own way
+        line_end = head.find(b"\r\n")
+        request_line = (head if line_end < 0 else head[:line_end]).decode("latin-1").rstrip()
+        words = request_line.split()
+        if len(words) != 3 or line_end >= MAX_REQUEST_LINE or not _VERSION.fullmatch(words[2]):
+            return self._keep(pending)
+        headers = parse_header_lines(b"\r\n" if line_end < 0 else pending[line_end + 2 : end + 4])
+        if headers is None:
+            return self._keep(pending)
+        command = words[0]
+        length_text = headers.get("content-length")
+        length = None if length_text is None else int(length_text)
+        if length is not None and (length > MAX_BODY or (length and command == "HEAD")):
+            return self._keep(pending)
+        start = end + 4
+        total = start + (length or 0)
+        cut_short = False
+        if len(pending) < total:
+            buffer = bytearray(pending)
+            while len(buffer) < total:
+                try:
+                    more = self._receive()
+                except OSError:  # timed out, reset
+                    more = b""
+                if not more:
+                    # The app reads what came, then pywsgi's end-of-body
+                    # error, as when it reads the socket itself.
+                    cut_short = True
+                    break
+                buffer += more
+            pending = bytes(buffer)
+        self._pending = pending[total:]
+        self.requestline = request_line
+        self.command, self.path, self.request_version = words
+        self.headers = headers
+        self.content_length = length
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = headers.get("connection", "").lower() == "close"
+        else:
+            self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
+        self.close_connection |= cut_short
+        self._body = pending[start:total]
+        return True
+
+    def _keep(self, pending: bytes) -> bool:
+        self._pending = pending
+        return False
+
+    def _hand_over(self) -> Any:
+        """Hand the connection, with what was read of it, to pywsgi's reader."""
+        self.fast = False
+        self.rfile = io.BufferedReader(_Replay(self._pending, self.socket), self.read_buffer)
+        self._pending = b""
+        return super().handle_one_request()  # type: ignore[misc]
+
+    def get_environ(self) -> dict[str, Any]:
+        if not self.fast:
+            return super().get_environ()  # type: ignore[misc,no-any-return]
+        env: dict[str, Any] = self.server.get_environ()
+        env["REQUEST_METHOD"] = self.command
+        env["SCRIPT_NAME"] = ""
+        path, _, query = self.path.partition("?")
+        env["PATH_INFO"] = unquote_latin1(path) if "%" in path else path
+        env["QUERY_STRING"] = query
+        headers: ParsedHeaders = self.headers
+        content_type = headers.typeheader
+        if content_type is not None:
+            env["CONTENT_TYPE"] = content_type
+        length = headers.get("content-length")
+        if length:
+            env["CONTENT_LENGTH"] = length
+        env["SERVER_PROTOCOL"] = self.request_version
+        address = self.client_address
+        if isinstance(address, tuple):
+            env["REMOTE_ADDR"] = str(address[0])
+            env["REMOTE_PORT"] = str(address[1])
+        for name, value in headers.items:
+            if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
+                continue
+            key = name.replace("-", "_").upper()
+            if key in _IGNORED:
+                continue
+            key = "HTTP_" + key
+            if key in env:
+                env[key] += ("; " if "COOKIE" in key else ",") + value
+            else:
+                env[key] = value
+        body, self._body = self._body, b""
+        self.wsgi_input = Input(BytesIO(body) if body else _NO_BODY, self.content_length)
+        env["wsgi.input"] = self.wsgi_input
+        env["wsgi.input_terminated"] = True
+        return env
+
+
+class FastResponseMixin:
+    """A pywsgi ``WSGIHandler`` mixin for both paths: no access-log line
+    formatted for nothing, a sized response's head and body in one send, and
+    the ``Date`` header formatted once a second."""
+
     headers_sent: bool
     response_use_chunked: bool
+    provided_date: Any
+    response_headers: list[tuple[bytes, bytes]]
     _sendall: Any
 
     def log_request(self) -> None:
         # pywsgi formats the access-log line even when it goes nowhere.
         if getattr(self.server, "access_log", True):  # type: ignore[attr-defined]
             super().log_request()  # type: ignore[misc]
+
+    def finalize_headers(self) -> None:
+        if self.provided_date is None:
+            self.response_headers.append((b"Date", http_date()))
+            self.provided_date = True  # pywsgi: don't add another
+        super().finalize_headers()  # type: ignore[misc]
 
     def _write_with_headers(self, data: bytes) -> None:
         """pywsgi's, but a sized response's head and body go out in one
@@ -126,7 +350,7 @@ class FastHeadMixin:
             super()._write_with_headers(data)  # type: ignore[misc]
             return
         self.headers_sent = True
-        self.finalize_headers()  # type: ignore[attr-defined]
+        self.finalize_headers()
         if self.response_use_chunked:  # decided by finalize_headers: pywsgi frames it
             self._sendall(self._head())
             self._write(data)  # type: ignore[attr-defined]
@@ -138,7 +362,7 @@ class FastHeadMixin:
         head = bytearray(b"HTTP/1.1 ")
         head += self.status  # type: ignore[attr-defined]
         head += b"\r\n"
-        for header, value in self.response_headers:  # type: ignore[attr-defined]
+        for header, value in self.response_headers:
             head += header
             head += b": "
             head += value
@@ -146,76 +370,23 @@ class FastHeadMixin:
         head += b"\r\n"
         return head
 
-    # Only with the C parser: otherwise pywsgi's own methods, untouched.
-    if c_parser_enabled():
 
-        def read_request(self, raw_requestline: str) -> bool:
-            # The request line as pywsgi reads it (any method token, any target:
-            # they are the app's to judge); llhttp parses the header lines.
-            self.requestline = raw_requestline.rstrip()
-            words = self.requestline.split()
-            if len(words) == 2:  # HTTP/0.9: pywsgi's business
-                return super().read_request(raw_requestline)  # type: ignore[misc,no-any-return]
-            if len(words) != 3:
-                raise ValueError(f"invalid request line: {raw_requestline!r}")
-            self.command, self.path, self.request_version = words
-            if not _VERSION.fullmatch(self.request_version):
-                raise ValueError(f"invalid HTTP version: {raw_requestline!r}")
-            lines = [_REQUEST_LINE]
-            readline = self.rfile.readline
-            for _ in range(MAX_HEADERS + 1):
-                line = readline(MAX_HEADER_LINE + 1)
-                if len(line) > MAX_HEADER_LINE:
-                    raise ValueError("header line too long")
-                lines.append(line)
-                if line in _END_OF_HEAD:
-                    break
-            else:
-                raise ValueError(f"more than {MAX_HEADERS} headers")
-            self.headers = headers = self._parse_head(lines)
-            if headers.status:
-                raise ValueError(f"invalid headers: {headers.status}")
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                with contextlib.suppress(KeyError):
-                    del headers["content-length"]
-            length = headers.get("content-length")
-            self.content_length = None if length is None else int(length)
-            if self.content_length is not None and self.content_length < 0:
-                raise ValueError(f"invalid Content-Length: {length!r}")
-            if self.content_length and self.command == "HEAD":
-                raise ValueError("Unexpected Content-Length")
-            if self.request_version == "HTTP/1.1":
-                self.close_connection = headers.get("connection", "").lower() == "close"
-            else:
-                self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
-            return True
-
-        def _parse_head(self, lines: list[bytes]) -> Any:
-            """The header lines parsed by llhttp; a head it refuses (a bad
-            name, a stray CR, a bare LF, a Content-Length it doubts...) by
-            pywsgi's own parser, so that odd input is judged exactly as before."""
-            head = _Head()
-            try:
-                httptools.HttpRequestParser(head).feed_data(b"".join(lines))
-            except httptools.HttpParserUpgrade:
-                pass  # the head is complete; what follows is the app's business
-            except httptools.HttpParserError:
-                head.complete = False
-            if head.complete:
-                return ParsedHeaders(head.headers)
-            return self.MessageClass(BytesIO(b"".join(lines[1:])), 0)  # type: ignore[attr-defined]
-
-        def _headers(self) -> Iterator[tuple[str, str]]:
-            """The ``HTTP_*`` environ entries, as pywsgi's own generator makes them."""
-            if not isinstance(self.headers, ParsedHeaders):
-                yield from super()._headers()  # type: ignore[misc]
-                return
-            for name, value in self.headers.items:
-                if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
-                    continue
-                key = name.replace("-", "_").upper()
-                if key not in _IGNORED:
-                    yield "HTTP_" + key, value
+_date_cache: tuple[int, bytes] = (0, b"")
 
 
-__all__ = ["FastHeadMixin", "ParsedHeaders", "c_parser_enabled"]
+def http_date() -> bytes:
+    """The current time as an HTTP ``Date`` value, formatted once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, format_date_time(now))
+    return _date_cache[1]
+
+
+__all__ = [
+    "FastRequestMixin",
+    "FastResponseMixin",
+    "ParsedHeaders",
+    "c_parser_enabled",
+    "http_date",
+]

@@ -19,14 +19,16 @@ import gc
 import io
 import signal
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.socket
 from gevent import pywsgi
+from gevent._hub_primitives import wait_on_socket
 
 from .disconnect import ON_DISCONNECT, DisconnectWatch
-from .httpfast import FastHeadMixin
+from .httpfast import FastRequestMixin, FastResponseMixin
 from .lifecycle import drain_all
 from .nodelay import SOCKET_TUNED
 from .stats import PROCESS_COUNTERS
@@ -61,24 +63,55 @@ def space_full_collections() -> None:
 
 
 class PushSocket(gevent.socket.socket):  # type: ignore[misc]
-    """gevent's socket with a ``sendall()`` for small writes.
+    """gevent's socket, cheaper per request and per write.
 
     A push write (a chunk, a long-poll answer) is small and one ``send()``
     nearly always takes it whole; gevent's ``sendall()`` first asks the
     kernel for ``SO_SNDBUF`` on every call. The rest, if any, still goes
     through ``sendall()``. Overriding the public socket method keeps pywsgi's
     own write path (and its bookkeeping) untouched.
+
+    Under a timeout, gevent makes a new ``Timeout`` for every wait for
+    readiness, and a kept-alive connection waits for each of its requests:
+    one libev timer per socket, restarted for each wait, does the same for a
+    fifth of the instructions (~25,000 fewer per request).
     """
 
-    __slots__ = ()
+    __slots__ = ("_timer",)
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         sent: int = self.send(data, flags)
         if sent < len(data):
             super().sendall(memoryview(data)[sent:], flags)
 
+    def _wait(self, watcher: Any, timeout_exc: BaseException | None = None) -> None:
+        timeout = self.timeout
+        if timeout is None or watcher is None or watcher.callback is not None:
+            wait_on_socket(self, watcher, timeout_exc)  # gevent's: also its error cases
+            return
+        timer = getattr(self, "_timer", None)
+        if timer is None or timer.at != timeout:
+            timer = self._timer = self.hub.loop.timer(timeout)
+        timer.start(_time_out, gevent.getcurrent(), timeout_exc)
+        try:
+            self.hub.wait(watcher)
+        finally:
+            timer.stop()
 
-class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
+    def close(self) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.close()
+            self._timer = None
+        super().close()
+
+
+def _time_out(waiting: gevent.Greenlet, timeout_exc: BaseException | None) -> None:
+    """A socket wait timed out: raise it in the greenlet waiting, as gevent does."""
+    waiting.throw(timeout_exc if timeout_exc is not None else TimeoutError("timed out"))
+
+
+class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     """pywsgi's handler, lean for many idle connections and quiet about
     clients dropped by the send timeout.
 
@@ -92,31 +125,38 @@ class PushHandler(FastHeadMixin, pywsgi.WSGIHandler):  # type: ignore[misc]
     # request lines and headers still parse, in more reads.
     read_buffer = 1024
     code: int  # set by pywsgi per response
-    rfile: io.IOBase
+    rfile: io.IOBase | None
 
     def __init__(self, sock: socket.socket, address: Any, server: Any) -> None:
-        super().__init__(sock, address, server)
-        # pywsgi's rfile= argument is deprecated: replace its reader instead
-        # (closed, or the socket's close would wait for it).
-        self.rfile.close()
-        self.rfile = sock.makefile("rb", self.read_buffer)
+        # pywsgi's, but its reader only where pywsgi reads (llhttp's path has
+        # none until it hands a connection over), with a smaller buffer.
+        self.socket = sock
+        self.client_address = address
+        self.server = server
+        self.rfile = None if self.fast else sock.makefile("rb", self.read_buffer)
+        # A parked long poll watches the socket through this and ends as
+        # soon as its client closes, freeing its connection slot.
+        self.disconnect_watch = DisconnectWatch(sock)
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
-        # A parked long poll watches the socket through this and ends as
-        # soon as its client closes, freeing its connection slot.
-        environ[ON_DISCONNECT] = DisconnectWatch(self.socket)
+        environ[ON_DISCONNECT] = self.disconnect_watch
         return environ
 
     def read_requestline(self) -> str:
-        # A closed server takes no further request on a kept-alive connection,
-        # and one idle between requests is ended at once by PushServer.stop().
+        line: str = self.receive_request(super().read_requestline)
+        return line
+
+    def receive_request(self, receive: Callable[[], Any]) -> Any:
+        """``receive()``, the wait for a request's first bytes: a closed
+        server takes no further request on a kept-alive connection, and one
+        idle here is ended at once by PushServer.stop()."""
         if self.server.closed:
             return ""
         waiting = self.server.between_requests
         waiting.add(gevent.getcurrent())
         try:
-            return super().read_requestline()  # type: ignore[no-any-return]
+            return receive()
         finally:
             waiting.discard(gevent.getcurrent())
 
