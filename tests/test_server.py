@@ -21,6 +21,7 @@ from wsgi_push.server import (
     FULL_COLLECTION_SPACING,
     PushHandler,
     PushServer,
+    PushSocket,
 )
 
 
@@ -44,6 +45,17 @@ def test_tune_socket_turns_nagle_off_bounds_the_buffer_and_sets_the_timeout(
     # Linux doubles the value asked for (bookkeeping overhead).
     assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * DEFAULT_SEND_BUFFER
     assert accepted.gettimeout() == 7.0
+
+
+def test_a_push_socket_closed_twice_stays_quiet(
+    connected_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """pywsgi closes a connection's socket, then the server closes it again."""
+    accepted, client = connected_pair
+    sock = PushSocket(fileno=accepted.detach())
+    sock.close()
+    sock.close()
+    assert client.recv(1) == b""  # the connection really is closed
 
 
 def test_every_accepted_connection_is_tuned() -> None:

@@ -99,7 +99,12 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
             timer.stop()
 
     def close(self) -> None:
-        timer = getattr(self, "_timer", None)
+        try:
+            timer = self._timer
+        except (AttributeError, OSError):
+            # Never set: the lookup falls through to gevent's __getattr__,
+            # which raises EBADF once closed (the server closes it again).
+            timer = None
         if timer is not None:
             timer.close()
             self._timer = None
