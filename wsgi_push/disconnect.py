@@ -1,10 +1,10 @@
 """Noticing that a client closed its connection while nothing is being written.
 
-Left alone, a stream notices a vanished client when a write (a message or
-a heartbeat) fails, and a parked long poll, which writes nothing until it
-answers, would hold its ``max_connections`` slot for the whole
-``poll_timeout``. The servers of this package (``wsgi_push.serve`` and the
-gunicorn worker) put a hook in each request's environ, which both use::
+A stream notices a vanished client when a heartbeat fails to send; a parked
+long poll writes nothing until it answers, so without help it would hold its
+``max_connections`` slot for the whole ``poll_timeout``. The servers of this
+package (``wsgi_push.serve`` and the gunicorn worker) put a hook in each
+request's environ::
 
     cancel = environ["wsgi_push.on_disconnect"](callback)
     try:

@@ -33,12 +33,9 @@ gevent server (``wsgi_push.serve``, gevent's pywsgi, ``gunicorn -k gevent``).
 
 from __future__ import annotations
 
-import errno
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-
-import gevent
 
 from . import lifecycle
 from .auth import PUBLISH, STATS, SUBSCRIBE, Authorize, Gate
@@ -99,29 +96,6 @@ _STREAM_FORMATS = {"sse": SSE_FORMAT, "stream": NDJSON_FORMAT}
 _PUBLISH_FIELDS = frozenset({"data", "event"})
 _BATCH_ENTRY_FIELDS = frozenset({"channel", "data", "event"})
 DEFAULT_MAX_CONNECTIONS = 10_000
-
-
-def _end_when_client_leaves(environ: WSGIEnvironment) -> Callable[[], None] | None:
-    """End this request's stream as soon as its client closes or resets the
-    connection (under the servers that offer the hook; returns the function
-    that stops watching, or None).
-
-    A stream otherwise notices only at its next write (a message or a
-    heartbeat): meanwhile a vanished client holds its socket, its
-    connection slot and its memory, and when thousands reset at once (a
-    proxy restarting) the new connections can run out of descriptors. The
-    stream's greenlet gets the error a write would have raised, wherever it
-    waits, and ends the way a failed write ends it.
-    """
-    on_disconnect: OnDisconnect | None = environ.get(ON_DISCONNECT)
-    if on_disconnect is None:
-        return None
-    stream_greenlet = gevent.getcurrent()
-
-    def client_left() -> None:  # in the hub: the stream's greenlet is switched out
-        stream_greenlet.throw(ConnectionResetError(errno.ECONNRESET, "client closed the stream"))
-
-    return on_disconnect(client_left)
 
 
 class PushMiddleware:
@@ -371,11 +345,8 @@ class PushMiddleware:
         )
         opening = stream_format.opening(self.sse_retry, subscription.cursor())
         joined: list[str] = []
-        stop_watching = _end_when_client_leaves(environ)
 
         def leave() -> None:
-            if stop_watching is not None:
-                stop_watching()
             release()
             for channel in joined:
                 self.broker.remove_subscriber(channel)

@@ -188,11 +188,6 @@ class PushServer(pywsgi.WSGIServer):  # type: ignore[misc]
     handler_class = PushHandler
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT
     send_buffer: int | None = DEFAULT_SEND_BUFFER
-    # Accept everything queued at each wake-up (gevent's default: 100), so
-    # that a burst of reconnects waits in the process, not in the kernel's
-    # listen queue: past its backlog, SYNs are dropped and retried after 1 s,
-    # 3 s, 7 s...
-    max_accept = 10_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
