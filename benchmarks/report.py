@@ -39,6 +39,12 @@ def _rate(results: dict[str, Any], target: str, *path: str) -> Any:
     return _get(results, target, *path, "max_deliveries_per_s")
 
 
+def _peak(results: dict[str, Any], target: str, scenario: str) -> float:
+    """The most a target delivered per second in any step of a ramp, passing or not."""
+    steps = _get(results, target, scenario, "steps") or []
+    return max((step["deliveries_per_s"] for step in steps), default=0.0)
+
+
 def _sizes(results: dict[str, Any], scenario: str) -> list[str]:
     sizes: set[str] = set()
     for target in results["targets"].values():
@@ -111,9 +117,16 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
         out.append((label, measured, verdict(ok)))
 
     # -- issue 15 ---------------------------------------------------------------
+    # The ramp's steps are coarse here (2,500, 5,000, 7,071... messages/s):
+    # also hold the most each server carried in any step to the target.
+    ours_peak, peer_peak = _peak(results, OURS, "channels"), _peak(results, STARLETTE, "channels")
     versus("1,000 channels, one HTTP publish per message: ≥ 2× sse-starlette",
            _rate(results, OURS, "channels"), _rate(results, STARLETTE, "channels"),
-           lambda o, p: o >= 2 * p)  # fmt: skip
+           lambda o, p: o >= 2 * p and ours_peak >= 2 * peer_peak)  # fmt: skip
+    label, measured, met = out.pop()
+    measured += (f"; the most carried in any step {_fmt(ours_peak)} vs {_fmt(peer_peak)}"
+                 f" = {_ratio(ours_peak, peer_peak)}")  # fmt: skip
+    out.append((label, measured, met))
     versus("1,000 channels, batch publishing: ≥ 0.5× Nchan's per-message figure",
            _rate(results, OURS, "channels-batch"), _rate(results, NCHAN, "channels"),
            lambda o, p: o >= 0.5 * p)  # fmt: skip
