@@ -31,7 +31,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
@@ -68,35 +68,17 @@ def c_parser_enabled() -> bool:
 
 
 class ParsedHeaders:
-    """The request headers in the shape pywsgi and its callers use
-    (``get``, ``getheader``, ``typeheader``, ``headers``, ``status``)."""
+    """A request's header lines as llhttp gave them, and the first value of
+    each name (lowercased) for the few the server itself looks at."""
 
-    __slots__ = ("items", "_first")
-    status = ""  # pywsgi: a parse problem (none: llhttp raised already)
+    __slots__ = ("items", "first")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self.items = items
         first: dict[str, str] = {}
         for name, value in items:
             first.setdefault(name.lower(), value)
-        self._first = first
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._first.get(name.lower(), default)
-
-    getheader = get
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self._first
-
-    @property
-    def typeheader(self) -> str | None:
-        return self._first.get("content-type")
-
-    @property
-    def headers(self) -> Iterator[str]:
-        for name, value in self.items:
-            yield f"{name}: {value}\r\n"
+        self.first = first
 
 
 class _Head:
@@ -127,7 +109,7 @@ def parse_header_lines(lines: bytes) -> ParsedHeaders | None:
     if not head.complete:
         return None
     headers = ParsedHeaders(head.headers)
-    first = headers._first
+    first = headers.first
     for name in _HANDED_OVER:
         if name in first:
             return None
@@ -236,7 +218,7 @@ class FastRequestMixin:
         if headers is None:
             return self._keep(pending)
         command = words[0]
-        length_text = headers.get("content-length")
+        length_text = headers.first.get("content-length")
         length = None if length_text is None else int(length_text)
         if length is not None and (length > MAX_BODY or (length and command == "HEAD")):
             return self._keep(pending)
@@ -262,10 +244,11 @@ class FastRequestMixin:
         self.command, self.path, self.request_version = words
         self.headers = headers
         self.content_length = length
+        connection = headers.first.get("connection")
         if self.request_version == "HTTP/1.1":
-            self.close_connection = headers.get("connection", "").lower() == "close"
+            self.close_connection = connection is not None and connection.lower() == "close"
         else:
-            self.close_connection = headers.get("connection", "close").lower() != "keep-alive"
+            self.close_connection = connection is None or connection.lower() != "keep-alive"
         self.close_connection |= cut_short
         self._body = pending[start:total]
         return True
@@ -291,10 +274,10 @@ class FastRequestMixin:
         env["PATH_INFO"] = unquote_latin1(path) if "%" in path else path
         env["QUERY_STRING"] = query
         headers: ParsedHeaders = self.headers
-        content_type = headers.typeheader
+        content_type = headers.first.get("content-type")
         if content_type is not None:
             env["CONTENT_TYPE"] = content_type
-        length = headers.get("content-length")
+        length = headers.first.get("content-length")
         if length:
             env["CONTENT_LENGTH"] = length
         env["SERVER_PROTOCOL"] = self.request_version
