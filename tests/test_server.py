@@ -166,3 +166,82 @@ def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
     # The refused piece went out whole (taken in part) or not at all.
     assert body in (b"first" + piece * n + b"tail" for n in (len(taken), len(taken) + 1))
     assert taken
+
+
+def _exchange(client: gevent_socket.socket, request: bytes) -> bytes:
+    """Send one keep-alive request and read its Content-Length answer."""
+    client.sendall(request)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += client.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += client.recv(65536)
+    return body
+
+
+@pytest.mark.parametrize("polled_before", [True, False])
+def test_a_long_polls_next_request_waits_its_turn_behind_others_ready(
+    polled_before: bool,
+) -> None:
+    """Twenty connections' requests and one long-poll client's re-poll become
+    ready together (sent while the server's loop is busy): the re-poll is
+    taken after all the others (wsgi_push/repoll.py). The same connection,
+    when its last request was not a long poll, is taken among them."""
+    order: list[str] = []
+
+    def other(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    push = PushMiddleware(other)
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        order.append(environ["PATH_INFO"])
+        return push(environ, start_response)
+
+    server = make_server(recording, port=0, access_log=False)
+    server.start()
+    address = ("127.0.0.1", server.server_port)
+    poll = b"GET /push/poll/c?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+    others = [f"/o{number}" for number in range(21)]
+
+    def request(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+    clients = [gevent_socket.create_connection(address, timeout=5) for _ in range(21)]
+    try:
+        with gevent.Timeout(10):
+            for number, client in enumerate(clients):
+                _exchange(client, poll if number == 10 and polled_before else request("/o"))
+            order.clear()
+            for number, client in enumerate(clients):  # no switch: all sent, then read
+                client.sendall(poll if number == 10 else request(others[number]))
+            for client in clients:
+                assert client.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for client in clients:
+            client.close()
+        server.stop(timeout=1)
+    assert sorted(order) == sorted(["/push/poll/c"] + others[:10] + others[11:])
+    if polled_before:
+        assert order[-1] == "/push/poll/c"
+    else:
+        assert order.index("/push/poll/c") not in (0, 20)  # among the others, as they came
+
+
+def test_a_long_poll_client_that_never_comes_back_is_closed_by_the_timeout() -> None:
+    """Waiting in turn for a re-poll keeps the idle timeout (the send timeout)."""
+    app = PushMiddleware(lambda environ, start_response: [])
+    server = make_server(app, port=0, send_timeout=0.3, access_log=False)
+    server.start()
+    address = ("127.0.0.1", server.server_port)
+    try:
+        with gevent_socket.create_connection(address, timeout=5) as client:
+            _exchange(client, b"GET /push/poll/c?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            with gevent.Timeout(5):
+                assert client.recv(1) == b""  # closed by the server, not by our 5 s bound
+            assert not server.handlers
+    finally:
+        server.stop(timeout=1)

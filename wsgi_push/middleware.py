@@ -58,6 +58,7 @@ from .message import check_channel, dumps
 from .metrics import PrometheusMetrics
 from .nodelay import NagleOff
 from .nowait import WRITE_NOWAIT
+from .repoll import REPOLL
 from .request import (
     parse_channels,
     parse_cursor,
@@ -292,6 +293,9 @@ class PushMiddleware:
             self.gate.check_subscribe(environ, channels)
             params = query_params(environ)
             if stream_format is None:
+                repoll = environ.get(REPOLL)
+                if repoll is not None:
+                    repoll()
                 return self._poll(channels, params, release, environ.get(ON_DISCONNECT))
             where, cursor = stream_format.requested_cursor(environ, params)
             requested = parse_cursor(cursor, where, len(channels))
