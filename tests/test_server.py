@@ -15,8 +15,8 @@ import requests
 from gevent import socket as gevent_socket
 
 from tests.support.servers import pywsgi_server
-from wsgi_push import PushMiddleware, make_server
-from wsgi_push.nowait import WRITE_NOWAIT
+from wsgi_push import MemoryBroker, PushMiddleware, make_server
+from wsgi_push.nowait import WRITE_NOWAIT, WROTE_ALL
 from wsgi_push.server import (
     DEFAULT_BACKLOG,
     DEFAULT_SEND_BUFFER,
@@ -111,12 +111,16 @@ def test_python_m_wsgi_push_serves_on_the_port_it_prints() -> None:
         assert response.status_code == 200 and response.text == "one\ntwo\nthree\n"
 
 
-def _dechunk(raw: bytes) -> bytes:
-    """An HTTP/1.1 chunked body, decoded strictly (a torn chunk fails)."""
+def _dechunk(raw: bytes, ended: bool = True) -> bytes:
+    """An HTTP/1.1 chunked body, decoded strictly (a torn chunk fails); of a
+    body still going (``ended=False``), its complete chunks."""
     body, rest = b"", raw
     while True:
-        size_line, rest = rest.split(b"\r\n", 1)
-        size = int(size_line, 16)
+        size_line, crlf, after = rest.partition(b"\r\n")
+        if not crlf or (not ended and len(after) < int(size_line, 16) + 2):
+            assert not ended, "body cut short"
+            return body
+        size, rest = int(size_line, 16), after
         if size == 0:
             assert rest == b"\r\n"
             return body
@@ -138,7 +142,7 @@ def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
         yield b"first"
 
         def fill() -> None:  # another greenlet, while this one is between chunks
-            while write_nowait(piece):
+            while write_nowait(piece) == WROTE_ALL:
                 taken.append(piece)
             full.set()
 
@@ -166,6 +170,50 @@ def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
     # The refused piece went out whole (taken in part) or not at all.
     assert body in (b"first" + piece * n + b"tail" for n in (len(taken), len(taken) + 1))
     assert taken
+
+
+def test_news_written_from_the_hub_keeps_a_filling_stream_whole_and_in_order() -> None:
+    """A publish writes a parked stream's news from the hub; a client that
+    reads nothing fills its socket, so those writes go whole, in part (the
+    rest goes first with the next write) or not at all (the stream's
+    greenlet writes, blocking). Every message still arrives once, in order,
+    on a well-formed chunked stream."""
+    broker = MemoryBroker()
+    server = make_server(PushMiddleware(lambda environ, start_response: [], broker=broker),
+                         port=0, access_log=False)  # fmt: skip
+    server.start()
+    count, payload = 300, "x" * 3000
+    try:
+        client = gevent_socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(5)
+        client.connect(("127.0.0.1", server.server_port))
+        client.sendall(b"GET /push/sse/burst HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received:  # the head and the opening: it is parked
+            received += client.recv(65536)
+        with gevent.Timeout(20):
+            while not broker.signals.has_waiters("burst"):
+                gevent.sleep(0.01)
+            for number in range(count):
+                broker.publish("burst", payload)
+                gevent.idle()  # the hub writes it now (or the stream's greenlet does)
+                if number % 4 == 3:  # a reader that keeps falling behind
+                    received += client.recv(4096)
+            last = f"id: {count}\n".encode()
+            while last not in received or not received.endswith(b"\n\n\r\n"):  # its chunk whole
+                received += client.recv(65536)
+        client.close()
+    finally:
+        server.stop(timeout=1)
+    head, _, raw_body = received.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head
+    events = _dechunk(raw_body, ended=False).split(b"\n\n")
+    ids = [
+        int(line[4:]) for event in events for line in event.split(b"\n") if line.startswith(b"id: ")
+    ]
+    assert ids[1:] == list(range(1, count + 1))  # after the opening's id
+    assert all(payload.encode() in event for event in events if b"data:" in event)
 
 
 def _exchange(client: gevent_socket.socket, request: bytes) -> bytes:

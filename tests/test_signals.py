@@ -7,7 +7,7 @@ import time
 import gevent
 from gevent.hub import get_hub
 
-from wsgi_push.brokers.signals import Signals, Spot, WaitResult, _resume
+from wsgi_push.brokers.signals import Signals, Spot, WaitResult
 
 
 def test_a_reused_spot_times_out_then_wakes_on_notify() -> None:
@@ -34,7 +34,7 @@ def test_a_stale_wake_up_of_a_reused_spot_keeps_it_parked() -> None:
     waiter = gevent.spawn(signals.wait, {"c": 0}, lambda channel, position: state["ready"], spot)
     gevent.sleep(0)
     # The stale resume: the callback of a notify taken during the spot's previous wait.
-    get_hub().loop.run_callback(_resume, {spot: spot.wait_number - 1}, None)
+    get_hub().loop.run_callback(signals._resume_in_hub, "c", {spot: spot.wait_number - 1}, None)
     gevent.idle()  # until the hub has run every pending callback, the stale resume included
     assert not waiter.dead and signals.has_waiters("c")
     state["ready"] = True
@@ -67,3 +67,28 @@ def test_notify_all_ends_waits_that_are_not_ready() -> None:
     signals.notify_all()
     assert [w.get(timeout=1) for w in waiters] == [WaitResult.WOKEN] * 3
     assert signals._waiting == {}
+
+
+def test_a_spot_whose_on_notify_deals_with_the_news_stays_parked() -> None:
+    """on_notify True: the greenlet is not resumed and the spot is back under
+    its channel for the next publish; False: the wait ends with MESSAGE and
+    leaves nothing behind in the channel's set."""
+    signals, spot = Signals(), Spot(30.0)
+    answers = [True, True, False]
+    calls: list[bool] = []
+
+    def on_notify() -> bool:
+        calls.append(answers[len(calls)])
+        return calls[-1]
+
+    spot.on_notify = on_notify
+    waiter = gevent.spawn(signals.wait, {"c": 0}, lambda channel, position: False, spot)
+    gevent.sleep(0)
+    for notified in (1, 2):
+        signals.notify("c")
+        gevent.idle()
+        assert len(calls) == notified and not waiter.dead and signals.has_waiters("c")
+    signals.notify("c")
+    assert waiter.get(timeout=1) is WaitResult.MESSAGE
+    assert calls == answers and not signals.has_waiters("c")
+    spot.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gevent
+import pytest
 
 from wsgi_push import BrokerUnavailable, MemoryBroker
 from wsgi_push.brokers.base import Batch
+from wsgi_push.nowait import WROTE_ALL, WROTE_NOTHING, WROTE_PART
 from wsgi_push.stats import Stats
 from wsgi_push.transports.base import Subscription, follow
 from wsgi_push.transports.stream import HEARTBEAT, NDJSON_FORMAT
@@ -36,3 +38,43 @@ def test_an_outage_pause_ends_when_connections_are_ended() -> None:
     greenlet.join(timeout=2)
     assert greenlet.dead and greenlet.successful()
     assert chunks == [HEARTBEAT]
+
+
+@pytest.mark.parametrize(
+    ("written", "greenlet_writes"),
+    [
+        (WROTE_ALL, []),  # written from the hub: the stream's greenlet stays parked
+        (WROTE_NOTHING, ["message"]),  # refused: the greenlet writes the message itself
+        (WROTE_PART, ["heartbeat"]),  # the rest went first with the greenlet's next write
+    ],
+)
+def test_news_is_written_from_the_hub_or_by_the_stream_once(
+    written: int, greenlet_writes: list[str]
+) -> None:
+    """A publish hands a parked single-channel stream's news to the server's
+    write_nowait hook; whatever it answers, the message goes out exactly
+    once and the stream's position moves past it."""
+    broker = MemoryBroker()
+    hub_writes: list[bytes] = []
+    yielded: list[bytes] = []
+
+    def write_nowait(data: bytes) -> int:
+        hub_writes.append(data)
+        return written
+
+    subscription = Subscription(broker, {"news": 0}, 30.0, lambda: False, Stats(), write_nowait)
+    stream = follow(subscription, NDJSON_FORMAT, b"")
+    assert next(stream) == b""  # the opening
+    greenlet = gevent.spawn(lambda: yielded.extend(stream))
+    gevent.sleep(0)  # parked
+    broker.publish("news", {"n": 1})
+    gevent.idle()
+    message = NDJSON_FORMAT.encode_batch(broker.read("news", 0))
+    assert hub_writes == [message]
+    assert yielded == [
+        {"message": message, "heartbeat": HEARTBEAT}[kind] for kind in greenlet_writes
+    ]
+    assert subscription.positions == {"news": 1}
+    assert subscription.stats.deliveries == 1
+    assert broker.signals.has_waiters("news")  # parked under the channel again
+    greenlet.kill()

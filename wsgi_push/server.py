@@ -32,7 +32,7 @@ from .disconnect import ON_DISCONNECT, DisconnectWatch
 from .httpfast import FastRequestMixin, FastResponseMixin
 from .lifecycle import drain_all
 from .nodelay import SOCKET_TUNED
-from .nowait import WRITE_NOWAIT
+from .nowait import WRITE_NOWAIT, WROTE_ALL, WROTE_NOTHING, WROTE_PART
 from .repoll import REPOLL
 from .stats import PROCESS_COUNTERS
 
@@ -191,20 +191,20 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
         wait for it in turn (see :mod:`wsgi_push.repoll`)."""
         self.socket.repoll = True
 
-    def write_nowait(self, data: bytes) -> bool:
+    def write_nowait(self, data: bytes) -> int:
         """Write ``data`` as more of the response body without blocking (see
-        :mod:`wsgi_push.nowait`): True if the socket took it all."""
+        :mod:`wsgi_push.nowait`): WROTE_ALL, WROTE_PART or WROTE_NOTHING."""
         if not self.headers_sent or "_sendall" in self.__dict__:  # a rest still pending
-            return False
+            return WROTE_NOTHING
         if self.response_use_chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         try:
             sent: int = self.socket.send(data, 0, 0.0)  # timeout 0: raise, never wait
         except OSError:  # would block, or the client is gone: its own write finds out
-            return False
+            return WROTE_NOTHING
         self.response_length += sent
         if sent == len(data):
-            return True
+            return WROTE_ALL
         if sent:
             # The rest goes first on the next write: pywsgi's _sendall, wrapped
             # for that one call only (the usual write path stays untouched).
@@ -215,7 +215,8 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
                 self._sendall(rest + data)
 
             self._sendall = sendall_after_rest
-        return False
+            return WROTE_PART
+        return WROTE_NOTHING
 
     def read_requestline(self) -> str:
         line: str = self.receive_request(super().read_requestline)

@@ -132,6 +132,11 @@ class Broker(ABC):
     def read(self, channel: str, after: int, limit: int | None = None) -> Batch:
         """Everything retained after id ``after`` (at most ``limit``), with gap rules."""
 
+    def read_nowait(self, channel: str, after: int) -> Batch | None:
+        """What :meth:`read` returns, if it can be known without I/O (None:
+        it can't). Called in the hub, to write news for a parked stream."""
+        return None
+
     @abstractmethod
     def last_id(self, channel: str) -> int:
         """The newest id ever assigned in ``channel`` (0 if none)."""
@@ -182,12 +187,13 @@ class Broker(ABC):
                 return self.signals.wait(positions, _never_behind, own_spot)
         spot.set_timeout(timeout)
         # The pause must end when its time is up (the caller retries then),
-        # not be extended by heartbeats written for it.
-        on_timeout, spot.on_timeout = spot.on_timeout, None
+        # not be extended by heartbeats written for it, and end on news.
+        on_timeout, on_notify = spot.on_timeout, spot.on_notify
+        spot.on_timeout = spot.on_notify = None
         try:
             return self.signals.wait(positions, _never_behind, spot)
         finally:
-            spot.on_timeout = on_timeout
+            spot.on_timeout, spot.on_notify = on_timeout, on_notify
 
     def wake_all(self) -> None:
         """Wake every waiting greenlet, e.g. so that connections can end."""

@@ -69,6 +69,9 @@ class MemoryBroker(Broker):
             return make_batch([], plan_read(after, 0, 0)[1], after, 0)
         return history.read(after, limit)
 
+    def read_nowait(self, channel: str, after: int) -> Batch | None:
+        return self.read(channel, after)
+
     def last_id(self, channel: str) -> int:
         history = self._histories.get(channel)
         return 0 if history is None else history.last_id

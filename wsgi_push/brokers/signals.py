@@ -68,7 +68,7 @@ class Spot:
 
     __slots__ = (
         "hub", "waiter", "timeout", "woken", "joined", "wait_number",
-        "bucket", "due", "on_timeout", "_since", "_grid", "_timeouts",
+        "bucket", "due", "on_timeout", "on_notify", "_since", "_grid", "_timeouts",
     )  # fmt: skip
 
     def __init__(self, timeout: float | None) -> None:
@@ -83,6 +83,11 @@ class Spot:
         """Called in the hub when a park's timeout passes; True: dealt with
         (a heartbeat written for the parked greenlet), the park goes on and
         its timeout starts again; False: the wait ends as timed out."""
+        self.on_notify: Callable[[], bool] | None = None
+        """For a spot under one channel: called in the hub when a publish
+        notifies the channel while the spot is parked; True: dealt with (the
+        news written for the parked greenlet), the park goes on; False: the
+        greenlet is resumed to read it."""
         self._timeouts = timeouts_of(self.hub)
         # Where this spot's timeout waits (the Timeouts' bookkeeping).
         self.bucket: dict[Spot, None] | None = None
@@ -124,6 +129,11 @@ class Spot:
             timeouts.parked -= 1
             if not timeouts.parked:
                 timeouts.hold(False)
+
+    @property
+    def parked(self) -> bool:
+        """Whether its greenlet is blocked in a park with a timeout."""
+        return self._since != _NOT_PARKED
 
     def expire(self, now: float) -> None:
         """The timeout's bucket came due (its hub's timeouts call this)."""
@@ -242,27 +252,56 @@ class Signals:
         with self._lock:
             waiting = self._waiting.pop(channel, None)
         if waiting:
-            self._resume(waiting, None)
+            self._resume(channel, waiting, None)
 
     def notify_all(self) -> None:
         """Wake every parked spot with nothing new (used to end connections)."""
         with self._lock:
             everything, self._waiting = self._waiting, {}
-        for waiting in everything.values():
-            self._resume(waiting, _WOKEN)
+        for channel, waiting in everything.items():
+            self._resume(channel, waiting, _WOKEN)
 
-    def _resume(self, spots: dict[Spot, int], value: object) -> None:
+    def _resume(self, channel: str, spots: dict[Spot, int], value: object) -> None:
         """Resume ``spots`` with ``value``: one callback on the hub they share
         (the usual case, one server thread), else one per hub."""
         only_hub = self._only_hub
         if only_hub is not None:
-            _run_on_hub(only_hub, _resume, spots, value)
+            _run_on_hub(only_hub, self._resume_in_hub, channel, spots, value)
             return
         by_hub: dict[Hub, dict[Spot, int]] = {}
         for spot, number in spots.items():
             by_hub.setdefault(spot.hub, {})[spot] = number
         for hub, own in by_hub.items():
-            _run_on_hub(hub, _resume, own, value)
+            _run_on_hub(hub, self._resume_in_hub, channel, own, value)
+
+    def _resume_in_hub(self, channel: str, spots: dict[Spot, int], value: object) -> None:
+        """Resume each spot still in the wait it was notified for (runs in its
+        hub): ``None`` for a notify, ``_WOKEN`` to end connections. One that has
+        moved on to a later wait (its timer woke it first) is left alone; one
+        whose wait ended but that hasn't parked again only stores the value,
+        which its next ``park()`` clears. A parked spot whose ``on_notify``
+        deals with the news stays parked, under the channel again."""
+        for spot, number in spots.items():
+            if spot.wait_number != number:
+                continue
+            on_notify = spot.on_notify
+            if on_notify is not None and value is None and spot.parked:
+                # Back under the channel first: news published meanwhile (by
+                # another thread) then notifies it again.
+                with self._lock:
+                    waiting = self._waiting.get(channel)
+                    if waiting is None:
+                        waiting = self._waiting[channel] = {}
+                    waiting[spot] = number
+                    spot.joined[0] = waiting
+                if on_notify():
+                    continue
+                with self._lock:  # its greenlet reads the news: out again
+                    if self._waiting.get(channel) is waiting:
+                        del waiting[spot]
+                        if not waiting:
+                            del self._waiting[channel]
+            spot.waiter.switch(value)
 
 
 def _run_on_hub(hub: Hub, function: Callable[..., object], *args: object) -> None:
@@ -271,14 +310,3 @@ def _run_on_hub(hub: Hub, function: Callable[..., object], *args: object) -> Non
         hub.loop.run_callback(function, *args)
     else:
         hub.loop.run_callback_threadsafe(function, *args)
-
-
-def _resume(spots: dict[Spot, int], value: object) -> None:
-    """Resume each spot still in the wait it was notified for (runs in its
-    hub): ``None`` for a notify, ``_WOKEN`` to end connections. One that has
-    moved on to a later wait (its timer woke it first) is left alone; one
-    whose wait ended but that hasn't parked again only stores the value,
-    which its next ``park()`` clears."""
-    for spot, number in spots.items():
-        if spot.wait_number == number:
-            spot.waiter.switch(value)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..brokers.base import Batch, Broker, WaitResult
 from ..errors import BrokerUnavailable
 from ..message import Gap, Message
-from ..nowait import WriteNowait
+from ..nowait import WROTE_ALL, WROTE_NOTHING, WROTE_PART, WriteNowait
 from ..stats import Stats
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ class Subscription:
     client has (or is about to have) from it. More than one channel makes it
     multiplexed: messages carry their channel, and the resume position is a
     cursor, one entry per channel. ``write_nowait``: the server's hook that
-    writes a parked stream's heartbeats without waking it
-    (:mod:`wsgi_push.nowait`), if it has one.
+    writes a parked stream's heartbeats and news without waking it
+    (:mod:`wsgi_push.nowait`), if it has one; ``unflushed``: the hub wrote a
+    part of a chunk, whose rest goes out with the stream's next write.
     """
 
     broker: Broker
@@ -44,6 +45,7 @@ class Subscription:
     ending: Callable[[], bool]
     stats: Stats
     write_nowait: WriteNowait | None = None
+    unflushed: bool = False
 
     @property
     def multiplexed(self) -> bool:
@@ -142,7 +144,8 @@ def follow(
     A woken subscriber takes everything pending in one chunk. While idle it
     yields a heartbeat every ``heartbeat`` seconds: real bytes, because a
     vanished client only shows when a write fails (written for it while it
-    stays parked, through the server's ``write_nowait`` if there is one).
+    stays parked, through the server's ``write_nowait`` if there is one,
+    which also writes a single-channel stream's news from the hub).
     Stops once ``ending()``.
     While the broker is unavailable it keeps heartbeating and retries.
     """
@@ -153,10 +156,13 @@ def follow(
     [first_channel, *_] = channels
     heartbeat, ending = subscription.heartbeat, subscription.ending
     spot = broker.waiting_spot(heartbeat)
-    if subscription.write_nowait is not None:
+    write_nowait = subscription.write_nowait
+    if write_nowait is not None:
         # Idle, the heartbeat goes out from the hub while this greenlet stays
         # parked; a wait ends on a timeout only when that write can't be done.
-        spot.on_timeout = partial(subscription.write_nowait, stream_format.heartbeat)
+        spot.on_timeout = partial(_heartbeat_nowait, write_nowait, stream_format.heartbeat)
+        if not multiplexed:
+            spot.on_notify = partial(_news_nowait, subscription, stream_format, first_channel)
     woken_by: WaitResult | None = None  # None: read every channel
     try:
         while not ending():
@@ -177,6 +183,10 @@ def follow(
                 yield stream_format.heartbeat
                 woken_by = None
                 continue
+            if subscription.unflushed:
+                # The rest of a chunk the hub wrote in part goes out first.
+                subscription.unflushed = False
+                chunk = chunk or stream_format.heartbeat
             if chunk:
                 yield chunk
             # No second read after a chunk: wait() first compares each channel's
@@ -186,6 +196,35 @@ def follow(
                 yield stream_format.heartbeat
     finally:
         spot.close()
+
+
+def _heartbeat_nowait(write_nowait: WriteNowait, heartbeat: bytes) -> bool:
+    """A parked stream's ``on_timeout``: its heartbeat, written from the hub."""
+    return write_nowait(heartbeat) == WROTE_ALL
+
+
+def _news_nowait(subscription: Subscription, stream_format: StreamFormat, channel: str) -> bool:
+    """A parked single-channel stream's ``on_notify``: the news of a publish,
+    read and written from the hub as the stream's greenlet would (True), or
+    False to wake that greenlet instead: the broker can't read without I/O,
+    the socket takes nothing now, or the connection is ending."""
+    if subscription.ending():
+        return False
+    positions = subscription.positions
+    batch = subscription.broker.read_nowait(channel, positions[channel])
+    if batch is None:
+        return False
+    if not batch:
+        return True  # nothing after all: stay parked
+    written = subscription.write_nowait(stream_format.encode_batch(batch))  # type: ignore[misc]
+    if written == WROTE_NOTHING:
+        return False
+    positions[channel] = batch.last_id
+    subscription.stats.record(batch)
+    if written == WROTE_PART:
+        subscription.unflushed = True
+        return False
+    return True
 
 
 def _read_multiplexed(
