@@ -145,6 +145,21 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
         super().close()
 
 
+_last_framed: tuple[bytes, bytes] = (b"", b"")
+
+
+def frame_chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk. The streams one publish wakes write
+    the same bytes object: the last one framed is kept."""
+    global _last_framed
+    last = _last_framed  # one read: another thread may replace it
+    if last[0] is data:
+        return last[1]
+    framed = b"%x\r\n%s\r\n" % (len(data), data)
+    _last_framed = (data, framed)
+    return framed
+
+
 def _time_out(waiting: gevent.Greenlet, timeout_exc: BaseException | None) -> None:
     """A socket wait timed out: raise it in the greenlet waiting, as gevent does."""
     waiting.throw(timeout_exc if timeout_exc is not None else TimeoutError("timed out"))
@@ -197,9 +212,10 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
         if not self.headers_sent or "_sendall" in self.__dict__:  # a rest still pending
             return WROTE_NOTHING
         if self.response_use_chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
+            data = frame_chunk(data)
         try:
-            sent: int = self.socket.send(data, 0, 0.0)  # timeout 0: raise, never wait
+            # The OS socket under gevent's, non-blocking: never waits.
+            sent: int = self.socket._sock.send(data)
         except OSError:  # would block, or the client is gone: its own write finds out
             return WROTE_NOTHING
         self.response_length += sent

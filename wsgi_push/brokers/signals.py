@@ -130,11 +130,6 @@ class Spot:
             if not timeouts.parked:
                 timeouts.hold(False)
 
-    @property
-    def parked(self) -> bool:
-        """Whether its greenlet is blocked in a park with a timeout."""
-        return self._since != _NOT_PARKED
-
     def expire(self, now: float) -> None:
         """The timeout's bucket came due (its hub's timeouts call this)."""
         deadline = self._since + self.timeout  # type: ignore[operator]  # filed: has one
@@ -285,7 +280,9 @@ class Signals:
             if spot.wait_number != number:
                 continue
             on_notify = spot.on_notify
-            if on_notify is not None and value is None and spot.parked:
+            # Only while its greenlet is blocked in a park (with a timeout):
+            # not while it writes.
+            if on_notify is not None and value is None and spot._since != _NOT_PARKED:
                 # Back under the channel first: news published meanwhile (by
                 # another thread) then notifies it again.
                 with self._lock:

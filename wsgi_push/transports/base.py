@@ -214,7 +214,7 @@ def _news_nowait(subscription: Subscription, stream_format: StreamFormat, channe
     batch = subscription.broker.read_nowait(channel, positions[channel])
     if batch is None:
         return False
-    if not batch:
+    if not batch.messages and batch.gap is None:
         return True  # nothing after all: stay parked
     written = subscription.write_nowait(stream_format.encode_batch(batch))  # type: ignore[misc]
     if written == WROTE_NOTHING:
