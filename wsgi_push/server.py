@@ -85,6 +85,12 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
 
     __slots__ = ("_timer", "_turn", "repoll")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timer: Any = None
+        self._turn: Any = None
+        self.repoll = False
+
     def sendall(self, data: bytes, flags: int = 0) -> None:
         sent: int = self.send(data, flags)
         if sent < len(data):
@@ -95,13 +101,13 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
         if watcher is None or watcher.callback is not None:
             wait_on_socket(self, watcher, timeout_exc)  # gevent's: its error cases
             return
-        in_turn = watcher is self._read_event and getattr(self, "repoll", False)
+        in_turn = watcher is self._read_event and self.repoll
         if timeout is None and not in_turn:
             wait_on_socket(self, watcher, timeout_exc)
             return
         timer = None
         if timeout is not None:
-            timer = getattr(self, "_timer", None)
+            timer = self._timer
             if timer is None or timer.at != timeout:
                 timer = self._timer = self.hub.loop.timer(timeout)
             timer.start(_time_out, gevent.getcurrent(), timeout_exc)
@@ -123,7 +129,7 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
                 raise InvalidSwitchError("a socket wait was resumed by something else")
         finally:
             watcher.stop()
-            turn = getattr(self, "_turn", None)
+            turn = self._turn
             if turn is not None:  # still queued if the wait ended otherwise
                 self._turn = None
                 turn.stop()
@@ -133,12 +139,7 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
         self._turn = self.hub.loop.run_callback(waiting.switch, watcher)
 
     def close(self) -> None:
-        try:
-            timer = self._timer
-        except (AttributeError, OSError):
-            # Never set: the lookup falls through to gevent's __getattr__,
-            # which raises EBADF once closed (the server closes it again).
-            timer = None
+        timer = self._timer
         if timer is not None:
             timer.close()
             self._timer = None
@@ -246,12 +247,17 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
             return ""
         waiting = self.server.between_requests
         waiting.add(gevent.getcurrent())
+        sock = self.socket
         try:
+            if self.fast and sock.__class__ is PushSocket and sock.repoll:
+                # Nothing read ahead (llhttp's path reads only then), and a
+                # re-poll can't be there yet: wait first, saving a recv().
+                sock._wait(sock._read_event)
             return receive()
         finally:
             waiting.discard(gevent.getcurrent())
-            if self.socket.__class__ is PushSocket:
-                self.socket.repoll = False  # its body, and later requests, as usual
+            if sock.__class__ is PushSocket:
+                sock.repoll = False  # its body, and later requests, as usual
 
     def handle_error(self, exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
         if self.headers_sent and issubclass(exc_type, TimeoutError):
