@@ -33,6 +33,9 @@ REQUESTS = [
     # values: surrounding blanks stripped, inner ones and any byte but CR/LF kept
     b"GET / HTTP/1.1\r\nHost: h\r\nX-Blank:   a  b  \r\nX-Latin: \xe9\x01\r\n"
     b"Connection: close\r\n\r\n",
+    # tabs around a value, an empty value, a colon inside one, two content types
+    b"GET / HTTP/1.1\r\nHost: h\r\nX-Tab:\tv \t\r\nX-Empty:\r\nX-Colon: a:b: c\r\n"
+    b"Content-Type: a/b\r\nContent-Type: c/d\r\nConnection: close\r\n\r\n",
     # a body by Content-Length, and a chunked one
     b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
     b"Connection: close\r\n\r\nhello",

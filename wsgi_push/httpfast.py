@@ -68,54 +68,87 @@ def c_parser_enabled() -> bool:
 
 
 class ParsedHeaders:
-    """A request's header lines as llhttp gave them, and the first value of
-    each name (lowercased) for the few the server itself looks at."""
+    """A request's headers as the environ takes them (``HTTP_*`` keys and
+    values, in order), and the first value of the few the server itself
+    reads (``first``, by lowercased name)."""
 
-    __slots__ = ("items", "first")
+    __slots__ = ("environ_items", "first")
 
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self.items = items
-        first: dict[str, str] = {}
-        for name, value in items:
-            first.setdefault(name.lower(), value)
+    def __init__(self, environ_items: list[tuple[str, str]], first: dict[str, str]) -> None:
+        self.environ_items = environ_items
         self.first = first
 
 
-class _Head:
-    """httptools' callbacks: the header list, as latin-1 text."""
+class _Complete:
+    """httptools' one callback here: llhttp checks the whole head, and the
+    lines are split in Python (a callback per header cost more than that)."""
 
-    __slots__ = ("headers", "complete")
+    __slots__ = ("complete",)
 
     def __init__(self) -> None:
-        self.headers: list[tuple[str, str]] = []
         self.complete = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1").strip()))
 
     def on_headers_complete(self) -> None:
         self.complete = True
 
 
+# Header names the server reads itself (framing, hand-over, the environ's
+# CONTENT_* keys).
+_READ_HERE = frozenset(
+    ("content-length", "content-type", "connection", "transfer-encoding", "expect", "upgrade")
+)
+# Per header name as sent: its lowercased name, and its environ key (None:
+# not an HTTP_ key). Bounded: names a client makes up are worked out each time.
+_NAMES: dict[bytes, tuple[str, str | None]] = {}
+_MAX_NAMES = 512
+
+
+def _name_keys(name: bytes) -> tuple[str, str | None]:
+    known = _NAMES.get(name)
+    if known is not None:
+        return known
+    text = name.decode("latin-1")
+    upper = text.replace("-", "_").upper()
+    # pywsgi drops names with "_" (they'd alias dashed ones); CONTENT_* come
+    # from ``first``.
+    known = (text.lower(), None if "_" in text or upper in _IGNORED else "HTTP_" + upper)
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[name] = known
+    return known
+
+
 def parse_header_lines(lines: bytes) -> ParsedHeaders | None:
     """The header lines of a head (after the request line, up to and with
-    the blank line) parsed by llhttp; None when it refuses them or the
-    request asks for what only pywsgi's reader does."""
-    head = _Head()
+    the blank line), checked by llhttp; None when it refuses them or the
+    request asks for what only pywsgi's reader does.
+
+    Once llhttp accepts them, each line is ``name ":" value`` with no folded
+    continuation (it refuses those), so a split gives what its callbacks
+    would: the name as sent and the value without surrounding whitespace.
+    """
+    complete = _Complete()
     try:
-        httptools.HttpRequestParser(head).feed_data(_REQUEST_LINE + lines)
+        httptools.HttpRequestParser(complete).feed_data(_REQUEST_LINE + lines)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # upgrades: pywsgi's
         return None
-    if not head.complete:
+    if not complete.complete:
         return None
-    headers = ParsedHeaders(head.headers)
-    first = headers.first
-    for name in _HANDED_OVER:
-        if name in first:
+    environ_items: list[tuple[str, str]] = []
+    first: dict[str, str] = {}
+    for line in lines[:-4].split(b"\r\n") if len(lines) > 2 else ():
+        name, _, raw_value = line.partition(b":")
+        lower, key = _name_keys(name)
+        value = raw_value.decode("latin-1").strip()
+        if key is not None:
+            environ_items.append((key, value))
+        if lower in _READ_HERE and lower not in first:
+            first[lower] = value
+    for handed_over in _HANDED_OVER:
+        if handed_over in first:
             return None
     if first.get("connection", "").lower() == "upgrade":
         return None
-    return headers
+    return ParsedHeaders(environ_items, first)
 
 
 class _Replay(io.RawIOBase):
@@ -285,13 +318,7 @@ class FastRequestMixin:
         if isinstance(address, tuple):
             env["REMOTE_ADDR"] = str(address[0])
             env["REMOTE_PORT"] = str(address[1])
-        for name, value in headers.items:
-            if "_" in name:  # pywsgi drops these (they'd alias dashed ones)
-                continue
-            key = name.replace("-", "_").upper()
-            if key in _IGNORED:
-                continue
-            key = "HTTP_" + key
+        for key, value in headers.environ_items:
             if key in env:
                 env[key] += ("; " if "COOKIE" in key else ",") + value
             else:
