@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -13,6 +14,7 @@ import gevent.event
 import pytest
 import requests
 from gevent import socket as gevent_socket
+from gevent import ssl as gevent_ssl
 
 from tests.support.servers import pywsgi_server
 from wsgi_push import MemoryBroker, PushMiddleware, make_server
@@ -293,3 +295,46 @@ def test_a_long_poll_client_that_never_comes_back_is_closed_by_the_timeout() -> 
             assert not server.handlers
     finally:
         server.stop(timeout=1)
+
+
+TLS = Path(__file__).parent / "support" / "tls"  # a self-signed pair for 127.0.0.1, tests only
+
+
+def test_streams_and_long_polls_work_over_tls() -> None:
+    """``make_server(..., certfile=, keyfile=)``: the hooks that write to the
+    socket itself (heartbeats and news from the hub, re-polls in turn) stay
+    off under TLS, where bytes must go through the TLS layer; a stream gets
+    its news and a long poll its answer."""
+    broker = MemoryBroker()
+    app = PushMiddleware(lambda environ, start_response: [], broker=broker)
+    server = make_server(app, port=0, access_log=False,
+                         certfile=str(TLS / "cert.pem"), keyfile=str(TLS / "key.pem"))  # fmt: skip
+    server.start()
+    context = gevent_ssl.SSLContext(gevent_ssl.PROTOCOL_TLS_CLIENT)  # gevent's: cooperative
+    context.load_verify_locations(cafile=str(TLS / "cert.pem"))
+    try:
+        with gevent.Timeout(10):
+            raw = gevent_socket.create_connection(("127.0.0.1", server.server_port))
+            client = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            client.sendall(b"GET /push/sse/tls HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += client.recv(65536)
+            while not broker.signals.has_waiters("tls"):
+                gevent.sleep(0.01)
+            broker.publish("tls", "secret")
+            while b"id: 1\ndata: secret\n" not in received:
+                received += client.recv(65536)
+            client.close()
+            poller = context.wrap_socket(
+                gevent_socket.create_connection(("127.0.0.1", server.server_port)),
+                server_hostname="127.0.0.1",
+            )
+            body = _exchange(poller, b"GET /push/poll/tls?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b'"secret"' in body
+            body = _exchange(poller, b"GET /push/poll/tls?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b'"secret"' in body  # the same connection, its next request
+            poller.close()
+    finally:
+        server.stop(timeout=1)
+    assert b"200 OK" in received.split(b"\r\n", 1)[0]

@@ -78,3 +78,26 @@ def test_news_is_written_from_the_hub_or_by_the_stream_once(
     assert subscription.stats.deliveries == 1
     assert broker.signals.has_waiters("news")  # parked under the channel again
     greenlet.kill()
+
+
+def test_news_written_from_the_hub_puts_off_the_next_heartbeat() -> None:
+    """A heartbeat is for a stream with nothing to say: news written from the
+    hub every 0.1 s keeps a stream with 0.5 s heartbeats free of them, as
+    news that woke its greenlet would."""
+    broker = MemoryBroker()
+    hub_writes: list[bytes] = []
+
+    def write_nowait(data: bytes) -> int:
+        hub_writes.append(data)
+        return WROTE_ALL
+
+    subscription = Subscription(broker, {"news": 0}, 0.5, lambda: False, Stats(), write_nowait)
+    stream = follow(subscription, NDJSON_FORMAT, b"")
+    next(stream)
+    greenlet = gevent.spawn(lambda: list(stream))
+    gevent.sleep(0)
+    for number in range(12):  # 1.2 s: time passing, not a wait for an event
+        broker.publish("news", number)
+        gevent.sleep(0.1)
+    greenlet.kill()
+    assert len(hub_writes) == 12 and HEARTBEAT not in hub_writes

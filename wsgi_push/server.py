@@ -196,9 +196,9 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
         environ[ON_DISCONNECT] = self.disconnect_watch
-        # A parked stream's heartbeats are written without waking it.
-        environ[WRITE_NOWAIT] = self.write_nowait
-        if self.socket.__class__ is PushSocket:  # not under TLS
+        if self.socket.__class__ is PushSocket:  # not TLS: both use the socket itself
+            # A parked stream's heartbeats and news are written without waking it.
+            environ[WRITE_NOWAIT] = self.write_nowait
             environ[REPOLL] = self.repoll
         return environ
 

@@ -292,6 +292,9 @@ class Signals:
                     waiting[spot] = number
                     spot.joined[0] = waiting
                 if on_notify():
+                    # Bytes went out: the next heartbeat is due a whole
+                    # timeout from now, as after a wake-up.
+                    spot._since = monotonic()
                     continue
                 with self._lock:  # its greenlet reads the news: out again
                     if self._waiting.get(channel) is waiting:
