@@ -130,6 +130,16 @@ def _dechunk(raw: bytes, ended: bool = True) -> bytes:
         body, rest = body + rest[:size], rest[size + 2 :]
 
 
+def _slow_reader(port: int) -> gevent_socket.socket:
+    """A client connected to ``port`` with a tiny receive window: the
+    server's socket fills up soon when it reads nothing."""
+    client = gevent_socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(5)
+    client.connect(("127.0.0.1", port))
+    return client
+
+
 def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
     """The hook that writes a parked stream's heartbeats never blocks: once
     the client stops reading it refuses, and a chunk the socket took only in
@@ -154,10 +164,7 @@ def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
     server = make_server(app, port=0, access_log=False)
     server.start()
     try:
-        client = gevent_socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.settimeout(5)
-        client.connect(("127.0.0.1", server.server_port))
+        client = _slow_reader(server.server_port)
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert full.wait(timeout=5)  # the client reads nothing until the socket is full
         received = b""
@@ -186,10 +193,7 @@ def test_news_written_from_the_hub_keeps_a_filling_stream_whole_and_in_order() -
     server.start()
     count, payload = 300, "x" * 3000
     try:
-        client = gevent_socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.settimeout(5)
-        client.connect(("127.0.0.1", server.server_port))
+        client = _slow_reader(server.server_port)
         client.sendall(b"GET /push/sse/burst HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
         while b"\r\n\r\n" not in received:  # the head and the opening: it is parked

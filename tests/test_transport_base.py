@@ -40,6 +40,29 @@ def test_an_outage_pause_ends_when_connections_are_ended() -> None:
     assert chunks == [HEARTBEAT]
 
 
+def _parked_stream(
+    broker: MemoryBroker, heartbeat: float, written: int
+) -> tuple[Subscription, list[bytes], list[bytes], gevent.Greenlet]:
+    """A stream of channel "news" parked in its greenlet, with a stub
+    write_nowait that records what the hub gives it and answers ``written``:
+    the subscription, the hub's writes, what the greenlet yielded, the greenlet."""
+    hub_writes: list[bytes] = []
+    yielded: list[bytes] = []
+
+    def write_nowait(data: bytes) -> int:
+        hub_writes.append(data)
+        return written
+
+    subscription = Subscription(
+        broker, {"news": 0}, heartbeat, lambda: False, Stats(), write_nowait
+    )
+    stream = follow(subscription, NDJSON_FORMAT, b"")
+    assert next(stream) == b""  # the opening
+    greenlet = gevent.spawn(lambda: yielded.extend(stream))
+    gevent.sleep(0)  # it parks
+    return subscription, hub_writes, yielded, greenlet
+
+
 @pytest.mark.parametrize(
     ("written", "greenlet_writes"),
     [
@@ -55,18 +78,7 @@ def test_news_is_written_from_the_hub_or_by_the_stream_once(
     write_nowait hook; whatever it answers, the message goes out exactly
     once and the stream's position moves past it."""
     broker = MemoryBroker()
-    hub_writes: list[bytes] = []
-    yielded: list[bytes] = []
-
-    def write_nowait(data: bytes) -> int:
-        hub_writes.append(data)
-        return written
-
-    subscription = Subscription(broker, {"news": 0}, 30.0, lambda: False, Stats(), write_nowait)
-    stream = follow(subscription, NDJSON_FORMAT, b"")
-    assert next(stream) == b""  # the opening
-    greenlet = gevent.spawn(lambda: yielded.extend(stream))
-    gevent.sleep(0)  # parked
+    subscription, hub_writes, yielded, greenlet = _parked_stream(broker, 30.0, written)
     broker.publish("news", {"n": 1})
     gevent.idle()
     message = NDJSON_FORMAT.encode_batch(broker.read("news", 0))
@@ -85,17 +97,7 @@ def test_news_written_from_the_hub_puts_off_the_next_heartbeat() -> None:
     hub every 0.1 s keeps a stream with 0.5 s heartbeats free of them, as
     news that woke its greenlet would."""
     broker = MemoryBroker()
-    hub_writes: list[bytes] = []
-
-    def write_nowait(data: bytes) -> int:
-        hub_writes.append(data)
-        return WROTE_ALL
-
-    subscription = Subscription(broker, {"news": 0}, 0.5, lambda: False, Stats(), write_nowait)
-    stream = follow(subscription, NDJSON_FORMAT, b"")
-    next(stream)
-    greenlet = gevent.spawn(lambda: list(stream))
-    gevent.sleep(0)
+    _, hub_writes, _, greenlet = _parked_stream(broker, 0.5, WROTE_ALL)
     for number in range(12):  # 1.2 s: time passing, not a wait for an event
         broker.publish("news", number)
         gevent.sleep(0.1)
