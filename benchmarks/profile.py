@@ -52,8 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--deliveries", type=float, default=40_000)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--mode", choices=("stream", "poll"), default="stream",
-                        help="SSE subscribers or long-poll clients")
+    parser.add_argument(
+        "--mode",
+        choices=("stream", "poll"),
+        default="stream",
+        help="SSE subscribers or long-poll clients",
+    )
     parser.add_argument("--name", default="profile-fanout")
     config = parser.parse_args(argv)
     if shutil.which("py-spy") is None:
