@@ -74,7 +74,7 @@ def run(requests: int, plain: bool, mix: str = "answered") -> float:
     port = server.server_port
     sock = connect(port)
     pending = bytearray()
-    poller, poll_pending = connect(port), bytearray()
+    poller, poll_pending = connect(port) if mix == "parked" else sock, bytearray()
     last = 0
     if mix == "parked":
         poller.sendall(POLL.format(since=last, timeout=30).encode())
