@@ -1,7 +1,7 @@
 """Cost of one HTTP request through the project's own server, in-process.
 
 ``python -m benchmarks.request_path [--requests 2000] [--server serve|plain]
-[--mix answered|parked]``
+[--mix answered|parked|reconnect]``
 
 A :func:`wsgi_push.make_server` (or a plain ``pywsgi.WSGIServer``) and
 keep-alive clients run in one process on loopback. ``answered`` (the
