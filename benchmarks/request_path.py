@@ -125,10 +125,12 @@ def connect(port: int) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.request_path", description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="at least 2 (default 2000)")
     parser.add_argument("--server", choices=("serve", "plain"), default="serve")
     parser.add_argument("--mix", choices=("answered", "parked", "reconnect"), default="answered")
     config = parser.parse_args(argv)
+    if config.requests < 2:  # one publish and one of the mix's requests at least
+        parser.error("--requests must be at least 2")
     per_request = run(config.requests, config.server == "plain", config.mix)
     label = f"{config.server}, {config.mix}, client included"
     print(f"{per_request * 1e6:.1f} us CPU per request ({label})")
