@@ -691,13 +691,15 @@ def test_tabs_share_one_connection_and_a_new_leader_resumes_every_channel(
     wait_until(lambda: subscriber_count(live, closed_own) == 0, 10, "the union without it")
 
 
+@pytest.mark.parametrize("ending", ["closes", "vanishes"])
 def test_a_tab_joining_late_catches_up_and_leaving_keeps_the_others_whole(
-    new_context: Any, live: ServerProcess
+    new_context: Any, live: ServerProcess, ending: str
 ) -> None:
     """A tab joining with since: 0 while the shared stream is far along gets
     the history first, then the stream; a follower closing changes the union
-    and costs the others nothing."""
-    channel, extra = "share-late", "share-late-extra"
+    and costs the others nothing. One that vanishes (no goodbye: the leader
+    learns it is gone from its released lock alone) leaves the union too."""
+    channel, extra = f"share-late-{ending}", f"share-late-{ending}-extra"
     context = new_context()
     (first,) = open_tabs(context, live, [channel], since=0, transport="stream")
     wait_for(first, "opens >= 1")
@@ -706,6 +708,8 @@ def test_a_tab_joining_late_catches_up_and_leaving_keeps_the_others_whole(
         wait_for(first, "(n) => received.length >= n", 30)
         (late,) = open_tabs(context, live, [[channel, extra]], since=0, transport="stream")
         wait_for(late, "(c) => received.filter((m) => m.channel === c).length >= 10", extra)
+        if ending == "vanishes":
+            late.evaluate("BroadcastChannel.prototype.postMessage = () => {}")
         late.close()
         wait_for(first, "(n) => received.length >= n", 60)
     finally:
@@ -713,6 +717,35 @@ def test_a_tab_joining_late_catches_up_and_leaving_keeps_the_others_whole(
     wait_for(first, REACHED, {channel: last_ids[channel]})
     assert ids_by_channel(first) == {channel: list(range(1, last_ids[channel] + 1))}
     wait_until(lambda: subscriber_count(live, extra) == 0, 10, "the union to drop the channel")
+
+
+def test_a_hidden_tab_leaves_the_union_until_it_shows_again(
+    new_context: Any, live: ServerProcess
+) -> None:
+    """``pagehide`` (the tab closing, or going into the back-forward cache)
+    says goodbye: its channel leaves the union and stays out while the leader
+    goes on posting (the hidden tab doesn't answer a state that no longer
+    names it), and comes back with ``pageshow`` from the cache."""
+    channel, extra = "share-hidden", "share-hidden-extra"
+    context = new_context()
+    (first,) = open_tabs(context, live, [channel], since=0, transport="sse")
+    wait_for(first, "opens >= 1")
+    (second,) = open_tabs(context, live, [[channel, extra]], since=0, transport="sse")
+    wait_until(lambda: subscriber_count(live, extra) == 1, 10, "the union with the second tab")
+    second.evaluate("dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}))")
+    wait_until(lambda: subscriber_count(live, extra) == 0, 10, "the union without it")
+    # The leader's posts go on reaching the hidden tab; the union stays as it is.
+    seen = first.evaluate("received.length")
+    publishers = publish_continuously(live.url, [channel])
+    try:
+        wait_for(second, "(n) => received.length >= n", seen + 20)
+        wait_for(first, "(n) => received.length >= n", seen + 20)
+        assert subscriber_count(live, extra) == 0
+        assert first.evaluate("Object.keys(subscription._tab.interests).length") == 1
+        second.evaluate("dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+        wait_until(lambda: subscriber_count(live, extra) == 1, 10, "the union with it again")
+    finally:
+        stop_all(publishers)
 
 
 def test_a_follower_adding_and_removing_channels_changes_the_union_losing_nothing(

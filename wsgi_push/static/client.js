@@ -698,9 +698,19 @@ var WsgiPush = (function (root) {
     this._leaving = new root.AbortController();
     this.channel = new root.BroadcastChannel(key);
     this.channel.onmessage = function (event) { self._receive(event.data); };
-    this._onPageHide = function () { self._post({type: "bye"}); };
+    // A hidden tab (closing, or frozen in the back-forward cache) keeps
+    // quiet until it shows again: were it to answer the leader's next state
+    // (which no longer names it) with its interest, the leader would take
+    // its channels back and keep them after the tab is gone.
+    this.hidden = false;
+    this._watches = {}; // tab id -> AbortController: the leader's waits on other tabs' locks
+    this._onPageHide = function () {
+      self.hidden = true;
+      self._post({type: "bye"});
+    };
     this._onPageShow = function (event) {
       if (event.persisted) {
+        self.hidden = false;
         self._announce();
       }
     };
@@ -744,6 +754,11 @@ var WsgiPush = (function (root) {
     }
     this.leading = false;
     this._leaving.abort(); // a leader lock still waited for
+    for (var id in this._watches) {
+      if (has.call(this._watches, id)) {
+        this._watches[id].abort();
+      }
+    }
     if (this._resign) {
       this._resign();
     }
@@ -782,7 +797,7 @@ var WsgiPush = (function (root) {
   }
 
   Tab.prototype._announce = function () {
-    if (!this.ready || this.closed) {
+    if (!this.ready || this.closed || this.hidden) {
       return;
     }
     this._send({type: "interest", interest: this._interest()});
@@ -830,6 +845,26 @@ var WsgiPush = (function (root) {
     });
   };
 
+  /* The leader waits for another tab's lock: it is granted when that tab
+   * is gone, goodbye or not (a crash, a frozen renderer), and its channels
+   * leave the union then, not at the next change of some other tab's. */
+  Tab.prototype._watch = function (id) {
+    var self = this;
+    if (id === this.id || has.call(this._watches, id)) {
+      return;
+    }
+    var watch = new root.AbortController();
+    this._watches[id] = watch;
+    root.navigator.locks.request(this.key + " tab " + id, {signal: watch.signal}, function () {
+      delete self._watches[id];
+      if (self.leading && !self.closed && has.call(self.interests, id)) {
+        delete self.interests[id];
+        self._updateUnion();
+      }
+      return null;
+    }).catch(function () {});
+  };
+
   /* The leader: make its connection follow the union of every tab's
    * channels, then tell every tab the state (interests and positions). */
   Tab.prototype._updateUnion = function () {
@@ -838,6 +873,7 @@ var WsgiPush = (function (root) {
       if (!self.leading || self.closed) {
         return;
       }
+      Object.keys(self.interests).forEach(function (id) { self._watch(id); });
       var wanted = {};
       var events = {};
       Object.keys(self.interests).forEach(function (id) {
