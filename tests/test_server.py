@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from gevent import ssl as gevent_ssl
 
 from tests.support.servers import pywsgi_server
 from wsgi_push import MemoryBroker, PushMiddleware, make_server
-from wsgi_push.nowait import WRITE_NOWAIT, WROTE_ALL
+from wsgi_push.nowait import WRITE_NOWAIT, WROTE_ALL, WROTE_NOTHING
 from wsgi_push.server import (
     DEFAULT_BACKLOG,
     DEFAULT_SEND_BUFFER,
@@ -179,6 +180,53 @@ def test_write_nowait_keeps_the_stream_whole_when_the_socket_fills_up() -> None:
     # The refused piece went out whole (taken in part) or not at all.
     assert body in (b"first" + piece * n + b"tail" for n in (len(taken), len(taken) + 1))
     assert taken
+
+
+def test_a_client_gone_under_a_write_from_the_hub_costs_the_stream_no_further_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client resets its connection; the hub's write finds out first. The
+    stream's own next write fails at once with the same error, without a
+    system call, and the stream ends quietly."""
+    answers: list[int] = []
+    sends_after: list[bytes] = []
+    ended = gevent.event.Event()
+    reset = gevent.event.Event()
+    real_send = PushSocket.send
+
+    def counting_send(self: PushSocket, data: Any, flags: int = 0) -> int:
+        if answers:
+            sends_after.append(bytes(data))
+        sent: int = real_send(self, data, flags)
+        return sent
+
+    monkeypatch.setattr(PushSocket, "send", counting_send)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        write_nowait = environ[WRITE_NOWAIT]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            yield b"first"
+            assert reset.wait(timeout=5)
+            answers.append(write_nowait(b"news"))
+            yield b"more"
+        finally:
+            ended.set()
+
+    server = make_server(app, port=0, access_log=False)
+    server.start()
+    try:
+        client = gevent_socket.create_connection(("127.0.0.1", server.server_port), timeout=5)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"first" in client.recv(65536)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a reset
+        reset.set()
+        assert ended.wait(timeout=5)
+    finally:
+        server.stop(timeout=1)
+    assert answers == [WROTE_NOTHING]
+    assert sends_after == []
 
 
 def test_news_written_from_the_hub_keeps_a_filling_stream_whole_and_in_order() -> None:

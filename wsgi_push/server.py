@@ -83,15 +83,21 @@ class PushSocket(gevent.socket.socket):  # type: ignore[misc]
     fifth of the instructions (~25,000 fewer per request).
     """
 
-    __slots__ = ("_timer", "_turn", "repoll")
+    __slots__ = ("_timer", "_turn", "repoll", "failed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: Any = None
         self._turn: Any = None
         self.repoll = False
+        # The error a write from the hub met (the client reset the
+        # connection): the stream's own writes meet it without a system call.
+        self.failed: OSError | None = None
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
+        failed = self.failed
+        if failed is not None:
+            raise type(failed)(failed.errno, failed.strerror)
         sent: int = self.send(data, flags)
         if sent < len(data):
             super().sendall(memoryview(data)[sent:], flags)
@@ -217,7 +223,10 @@ class PushHandler(FastRequestMixin, FastResponseMixin, pywsgi.WSGIHandler):  # t
         try:
             # The OS socket under gevent's, non-blocking: never waits.
             sent: int = self.socket._sock.send(data)
-        except OSError:  # would block, or the client is gone: its own write finds out
+        except BlockingIOError:
+            return WROTE_NOTHING
+        except OSError as error:  # the client is gone: its own write finds out
+            self.socket.failed = error
             return WROTE_NOTHING
         self.response_length += sent
         if sent == len(data):
