@@ -1,4 +1,4 @@
-"""In-process micro-benchmark of the fan-out hot path (no sockets).
+"""In-process micro-benchmark of the fan-out hot path.
 
 ``python -m benchmarks.micro [--subs 1000] [--messages 200] [--repeat 7] [--idle | --sockets]``
 
@@ -112,7 +112,10 @@ def sockets_run(subs: int, messages: int) -> tuple[float, float]:
         client = socket.create_connection(("127.0.0.1", server.server_port))
         client.sendall(b"GET /push/sse/c HTTP/1.1\r\nHost: x\r\n\r\n")
         clients.append(client)
-    gevent.sleep(0.5)  # every stream open and parked
+    deadline = time.monotonic() + 30
+    while broker.subscriber_count("c") < subs:  # every stream open
+        assert time.monotonic() < deadline, "the streams did not open"
+        gevent.sleep(0.01)
     for client in clients:
         client.setblocking(False)
     _drain(clients)

@@ -846,7 +846,7 @@ var WsgiPush = (function (root) {
   };
 
   /* The leader waits for another tab's lock: it is granted when that tab
-   * is gone, goodbye or not (a crash, a frozen renderer), and its channels
+   * is gone, goodbye or not (a crash), and its channels
    * leave the union then, not at the next change of some other tab's. */
   Tab.prototype._watch = function (id) {
     var self = this;
